@@ -1,0 +1,89 @@
+"""Model registry: `default_config(name, variant)` and `build_model(config, out_shape)`.
+
+Sizes live only in `_DEFAULTS` below; every one is a `config.model` knob.
+Models are called as `model.apply(variables, photo, train=..., rngs=...,
+mutable=...)` and return `(logits, aux)` (see CONTRACTS.md).
+"""
+
+from typing import Any
+
+import flax.linen as nn
+import ml_collections
+
+from f2s.models.attention import SelfAttention
+from f2s.models.casq import CASQ
+from f2s.models.dae import ConvDAE, DenseDAE
+from f2s.models.quantizers import (CODEBOOK_RNG, VQ_COLLECTION, VectorQuantizer,
+                                   VectorQuantizerEMA, VQOutput)
+from f2s.models.vae import SAMPLE_RNG, ConvVAE, DenseVAE
+
+__all__ = ['build_model', 'default_config', 'VARIANTS', 'CASQ', 'ConvDAE', 'DenseDAE',
+           'ConvVAE', 'DenseVAE', 'SelfAttention', 'VectorQuantizer',
+           'VectorQuantizerEMA', 'VQOutput', 'VQ_COLLECTION', 'SAMPLE_RNG', 'CODEBOOK_RNG']
+
+_CASQ_QUANTIZER = dict(quantizer='ema', commitment_cost=0.25, decay=0.99, epsilon=1e-5)
+
+# (name, variant) -> (module class, knobs). The study's sizes are the 'paper' variants.
+_DEFAULTS: dict[tuple[str, str], tuple[type[nn.Module], dict[str, Any]]] = {
+    ('dae', 'paper'): (DenseDAE, dict(hidden=(128, 64, 32))),
+    ('dae', 'conv'): (ConvDAE, dict(features=(32, 64, 128), latent_channels=16,
+                                    block='plain', num_groups=8)),
+    ('vae', 'paper'): (DenseVAE, dict(hidden=(128, 64, 32), latent_dim=4)),
+    ('vae', 'conv'): (ConvVAE, dict(features=(32, 64, 128), latent_channels=8,
+                                    block='plain', num_groups=8)),
+    ('casq', 'paper'): (CASQ, dict(
+        features=(64, 32, 16), decoder_features=(16, 32, 64), block='plain',
+        num_groups=0, bottleneck_blocks=0, attention=True, embedding_dim=32,
+        num_embeddings=128, dead_code_steps=20, **_CASQ_QUANTIZER)),
+    ('casq', 'default'): (CASQ, dict(
+        features=(32, 64, 128), decoder_features=(128, 64, 32), block='residual',
+        num_groups=8, bottleneck_blocks=1, attention=True, embedding_dim=64,
+        num_embeddings=512, dead_code_steps=20, **_CASQ_QUANTIZER)),
+}
+
+VARIANTS: dict[str, tuple[str, ...]] = {}
+for _name, _variant in _DEFAULTS:
+  VARIANTS.setdefault(_name, ())
+  VARIANTS[_name] += (_variant,)
+
+
+def _lookup(name: str, variant: str) -> tuple[type[nn.Module], dict[str, Any]]:
+  if name not in VARIANTS:
+    raise ValueError(f'Unknown model name {name!r}; expected one of {tuple(VARIANTS)}.')
+  if (name, variant) not in _DEFAULTS:
+    raise ValueError(f'Unknown variant {variant!r} for model {name!r}; expected one of '
+                     f'{VARIANTS[name]}.')
+  return _DEFAULTS[(name, variant)]
+
+
+def default_config(name: str, variant: str) -> ml_collections.ConfigDict:
+  """The `config.model` ConfigDict of model `name`, variant `variant`: name, variant
+  and every size knob at its default."""
+  _, knobs = _lookup(name, variant)
+  return ml_collections.ConfigDict(dict(name=name, variant=variant, **knobs))
+
+
+def build_model(config: ml_collections.ConfigDict, out_shape: tuple[int, int, int],
+                axis_name: str | None = None) -> nn.Module:
+  """The Flax module described by `config` (= `config.model`).
+
+  Knobs missing from `config` take the variant's defaults; a knob the variant
+  does not have raises ValueError. `axis_name` is used by the EMA quantizer
+  (psum over data-parallel replicas) and ignored by models without state.
+  """
+  if 'name' not in config or 'variant' not in config:
+    raise ValueError(f'config.model needs keys "name" and "variant", got {sorted(config)}.')
+  cls, knobs = _lookup(config.name, config.variant)
+  given = {k: v for k, v in config.items() if k not in ('name', 'variant')}
+  unexpected = sorted(set(given) - set(knobs))
+  if unexpected:
+    raise ValueError(f'Unexpected knob(s) {unexpected} in config.model for '
+                     f'{config.name}/{config.variant}; allowed: {sorted(knobs)}.')
+  if len(out_shape) != 3:
+    raise ValueError(f'out_shape must be (H, W, C), got {out_shape}.')
+  kwargs = {**knobs, **given}
+  # ConfigDict may hand back lists: modules want hashable tuples.
+  kwargs = {k: tuple(v) if isinstance(v, list) else v for k, v in kwargs.items()}
+  if cls is CASQ:
+    kwargs['axis_name'] = axis_name
+  return cls(out_shape=tuple(int(d) for d in out_shape), **kwargs)

@@ -1,0 +1,72 @@
+"""CASQ: conv encoder -> self-attention -> 1x1 projection -> vector quantizer -> conv decoder."""
+
+from typing import Sequence
+
+import flax.linen as nn
+import jax
+
+from f2s.models.attention import SelfAttention
+from f2s.models.common import check_io
+from f2s.models.layers import ConvDecoder, ConvEncoder, make_block
+from f2s.models.quantizers import VectorQuantizer, VectorQuantizerEMA
+
+QUANTIZERS = ('ema', 'plain')
+
+
+class CASQ(nn.Module):
+  """Self-attentive vector-quantized autoencoder photo -> sketch logits.
+
+  encoder (`features`, one block + 2x2 pool each) -> `bottleneck_blocks` blocks
+  -> SelfAttention (if `attention`) -> 1x1 conv to `embedding_dim` -> quantizer
+  ('ema': VectorQuantizerEMA, state in 'vq_ema'; 'plain': VectorQuantizer, codebook
+  in params) -> `bottleneck_blocks` blocks -> decoder (`decoder_features`,
+  nearest upsample + block each) -> 3x3 conv to out_shape[-1] logits.
+
+  aux: vq_loss (weighted), perplexity, code_usage, codes_reset.
+  """
+  out_shape: tuple[int, int, int]
+  features: Sequence[int]
+  decoder_features: Sequence[int]
+  block: str
+  num_groups: int
+  bottleneck_blocks: int
+  attention: bool
+  embedding_dim: int
+  num_embeddings: int
+  quantizer: str
+  commitment_cost: float
+  decay: float
+  epsilon: float
+  dead_code_steps: int
+  axis_name: str | None = None
+
+  @nn.compact
+  def __call__(self, photo: jax.Array, *, train: bool = False):
+    check_io(photo, self.out_shape, len(self.features), 'CASQ')
+    if len(self.decoder_features) != len(self.features):
+      raise ValueError(f'CASQ: decoder_features {tuple(self.decoder_features)} must have '
+                       f'as many stages as features {tuple(self.features)}.')
+    h = ConvEncoder(self.features, self.block, self.num_groups, name='encoder')(photo)
+    for i in range(self.bottleneck_blocks):
+      h = make_block(self.block, self.features[-1], self.num_groups, f'enc_mid{i}')(h)
+    if self.attention:
+      h = SelfAttention(name='attention')(h)
+    z = nn.Conv(self.embedding_dim, (1, 1), name='pre_vq')(h)
+    if self.quantizer == 'ema':
+      vq = VectorQuantizerEMA(self.num_embeddings, self.embedding_dim, self.commitment_cost,
+                              self.decay, self.epsilon, self.dead_code_steps,
+                              self.axis_name, name='vq')(z, train=train)
+    elif self.quantizer == 'plain':
+      vq = VectorQuantizer(self.num_embeddings, self.embedding_dim, self.commitment_cost,
+                           name='vq')(z, train=train)
+    else:
+      raise ValueError(f'CASQ: unknown quantizer {self.quantizer!r}; expected one of '
+                       f'{QUANTIZERS}.')
+    h = vq.quantize
+    for i in range(self.bottleneck_blocks):
+      h = make_block(self.block, self.decoder_features[0], self.num_groups, f'dec_mid{i}')(h)
+    logits = ConvDecoder(self.decoder_features, self.out_shape[-1], self.block,
+                         self.num_groups, name='decoder')(h)
+    aux = {'vq_loss': vq.loss, 'perplexity': vq.perplexity, 'code_usage': vq.code_usage,
+           'codes_reset': vq.codes_reset.astype(jax.numpy.float32)}
+    return logits, aux
