@@ -1,0 +1,111 @@
+"""Shared defaults: every knob of an experiment, named once.
+
+Model configs (dae.py, vae.py, casq.py) start from `base_config(name, variant)`
+and select a protocol and data set with `apply_preset(config, arg)`, where
+arg is the `:suffix` of `--config=configs/casq.py:synthetic`.
+"""
+import ml_collections
+
+from f2s import models
+
+# protocol and data set presets, selected by the config argument.
+PRESETS = {
+    # Procedural demo faces (no download), CASQ protocol.
+    'synthetic': dict(dataset='synthetic_face_sketch', builder_config='default',
+                      protocol='casq', train_split='train', test_split='test'),
+    # The CASQ study's setting: CUHK pooled, 150 train / 38 test, 200x200 RGB.
+    'cuhk_casq': dict(dataset='cuhk_face_sketch', builder_config=None,
+                      protocol='casq', train_split='casq_train',
+                      test_split='casq_test'),
+    # The face-sketch literature's split: 88 train / 100 test, greyscale.
+    'cuhk_standard': dict(dataset='cuhk_face_sketch', builder_config=None,
+                          protocol='standard', train_split='train',
+                          test_split='test'),
+    # Minutes-free smoke runs: tiny synthetic split, few steps, small batches.
+    'tiny': dict(dataset='synthetic_face_sketch', builder_config='tiny',
+                 protocol='casq', train_split='train', test_split='test'),
+}
+
+
+def get_config() -> ml_collections.ConfigDict:
+  """Defaults shared by all models (model knobs come from f2s.models)."""
+  config = ml_collections.ConfigDict()
+  config.seed = 0
+
+  config.data = ml_collections.ConfigDict()
+  config.data.dataset = 'synthetic_face_sketch'
+  config.data.builder_config = 'default'
+  config.data.data_dir = ml_collections.config_dict.placeholder(str)
+  config.data.manual_dir = ml_collections.config_dict.placeholder(str)
+  config.data.protocol = 'casq'
+  config.data.train_split = 'train'
+  config.data.test_split = 'test'
+  config.data.value_range = 'unit'
+  config.data.pad_to = (256, 208)
+  config.data.augment = True
+  config.data.flip = True
+  config.data.max_shift = 8
+  config.data.max_scale = 0.05
+  config.data.num_workers = 0
+
+  config.model = models.default_config('casq', 'paper')
+
+  config.loss = ml_collections.ConfigDict()
+  # Weights of the reconstruction terms; a 0 weight switches a term off.
+  config.loss.terms = ml_collections.ConfigDict(
+      {'bce': 1.0, 'l1': 0.0, 'l2': 0.0, 'ssim': 0.0})
+  config.loss.kl_weight = 1e-3
+
+  config.train = ml_collections.ConfigDict()
+  config.train.global_batch_size = 8
+  config.train.num_steps = 3000
+  config.train.learning_rate = 1e-3
+  config.train.lr_schedule = 'cosine'
+  config.train.warmup_steps = 100
+  config.train.b1 = 0.9
+  config.train.b2 = 0.999
+  config.train.weight_decay = 0.0
+  config.train.grad_clip_norm = 1.0
+  config.train.log_every_steps = 50
+
+  config.eval = ml_collections.ConfigDict()
+  config.eval.every_steps = 500
+  config.eval.batch_size = 8
+  config.eval.num_samples = 4
+  config.eval.restore = 'best'  # --mode=eval: 'best' or 'latest' checkpoint
+
+  config.checkpoint = ml_collections.ConfigDict()
+  config.checkpoint.every_steps = 500
+  config.checkpoint.max_to_keep = 2
+  config.checkpoint.best_metric = 'ssim'
+  config.checkpoint.best_mode = 'max'
+  return config
+
+
+def apply_preset(config: ml_collections.ConfigDict,
+                 arg: str | None) -> ml_collections.ConfigDict:
+  """Applies a data preset (`PRESETS` key; None or '' -> 'synthetic')."""
+  arg = arg or 'synthetic'
+  if arg not in PRESETS:
+    raise ValueError(f'unknown config argument {arg!r}: expected one of '
+                     f'{sorted(PRESETS)} (e.g. --config=configs/casq.py:synthetic)')
+  for key, value in PRESETS[arg].items():
+    config.data[key] = value
+  if arg == 'tiny':
+    config.train.global_batch_size = 4
+    config.train.num_steps = 20
+    config.train.warmup_steps = 0
+    config.train.log_every_steps = 5
+    config.eval.every_steps = 10
+    config.eval.batch_size = 4
+    config.eval.num_samples = 2
+    config.checkpoint.every_steps = 10
+  return config
+
+
+def model_config(name: str, variant: str,
+                 arg: str | None) -> ml_collections.ConfigDict:
+  """Defaults with model `name`/`variant` and the data preset `arg`."""
+  config = get_config()
+  config.model = models.default_config(name, variant)
+  return apply_preset(config, arg)

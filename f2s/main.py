@@ -1,0 +1,61 @@
+"""Train or evaluate a face-photo -> sketch model.
+
+  python -m f2s.main --config=configs/casq.py:synthetic --workdir=runs/casq
+  python -m f2s.main --config=configs/casq.py:cuhk_casq --workdir=runs/cuhk \
+      --config.train.num_steps=5000
+  python -m f2s.main --config=configs/casq.py:cuhk_casq --workdir=runs/cuhk \
+      --mode=eval
+
+Trains on all local devices. Across hosts: give --coordinator_address,
+--num_processes and --process_id (or set JAX_COORDINATOR_ADDRESS and friends)
+and run the same command on every host.
+"""
+import os
+import sys
+
+from absl import app, flags
+from ml_collections import config_flags
+
+_CONFIG = config_flags.DEFINE_config_file(
+    'config', None, 'Experiment config file, e.g. configs/casq.py:synthetic.',
+    lock_config=True)
+_WORKDIR = flags.DEFINE_string(
+    'workdir', None, 'Directory for checkpoints, metrics and samples.')
+_MODE = flags.DEFINE_enum('mode', 'train', ['train', 'eval'],
+                          'train (resumes automatically) or eval.')
+_COORDINATOR = flags.DEFINE_string(
+    'coordinator_address', None, 'host:port of process 0 (multi-host).')
+_NUM_PROCESSES = flags.DEFINE_integer(
+    'num_processes', None, 'Number of processes (multi-host).')
+_PROCESS_ID = flags.DEFINE_integer(
+    'process_id', None, 'This process index (multi-host).')
+flags.mark_flags_as_required(['config', 'workdir'])
+
+
+def maybe_initialize_distributed() -> None:
+  """Joins a jax.distributed job when flags or JAX_COORDINATOR_ADDRESS say so."""
+  import jax
+  if _COORDINATOR.value is None and 'JAX_COORDINATOR_ADDRESS' not in os.environ:
+    return
+  jax.distributed.initialize(coordinator_address=_COORDINATOR.value,
+                             num_processes=_NUM_PROCESSES.value,
+                             process_id=_PROCESS_ID.value)
+
+
+def main(argv: list[str]) -> None:
+  if len(argv) > 1:
+    raise app.UsageError(f'unexpected arguments: {argv[1:]}')
+  maybe_initialize_distributed()
+  from f2s.training import loop
+  config = _CONFIG.value
+  try:
+    if _MODE.value == 'train':
+      loop.train_and_evaluate(config, _WORKDIR.value)
+    else:
+      loop.evaluate_checkpoint(config, _WORKDIR.value)
+  except (ValueError, FileNotFoundError, FloatingPointError) as e:
+    sys.exit(f'error: {e}')
+
+
+if __name__ == '__main__':
+  app.run(main)

@@ -1,0 +1,1 @@
+"""Training: train state, data-parallel step, losses, evaluation, checkpoints."""

@@ -1,0 +1,144 @@
+"""Orbax checkpoints of the train state and the data iterator, with resume.
+
+Layout of a workdir: config.json (the run's config), checkpoints/<step>/
+{state, data}. Orbax writes each step atomically (a temporary directory
+renamed when complete), so a run killed at any moment resumes from the last
+complete step.
+"""
+import json
+import os
+from collections.abc import Mapping
+from typing import Any
+
+import grain.checkpoint
+import jax
+import ml_collections
+import orbax.checkpoint as ocp
+from orbax.checkpoint import checkpoint_managers as ocm
+
+from f2s.training.state import TrainState
+
+CONFIG_FILE = 'config.json'
+CHECKPOINT_DIR = 'checkpoints'
+# Settings that fix the shapes and meaning of the saved state: a workdir
+# holding a checkpoint made under different ones is refused.
+COMPATIBILITY_KEYS = ('model', 'data.protocol', 'data.pad_to',
+                      'data.value_range')
+
+
+def _lookup(tree: Mapping[str, Any], dotted: str) -> Any:
+  for part in dotted.split('.'):
+    if not isinstance(tree, Mapping) or part not in tree:
+      return None
+    tree = tree[part]
+  return tree
+
+
+def _normalise(value: Any) -> Any:
+  """JSON round trip, so tuples compare equal to the lists read back."""
+  return json.loads(json.dumps(value, default=str))
+
+
+def config_to_dict(config: ml_collections.ConfigDict) -> dict[str, Any]:
+  return _normalise(config.to_dict())
+
+
+def incompatibilities(saved: Mapping[str, Any],
+                      config: ml_collections.ConfigDict) -> list[str]:
+  """Human-readable differences in COMPATIBILITY_KEYS (empty if none)."""
+  current = config_to_dict(config)
+  problems = []
+  for key in COMPATIBILITY_KEYS:
+    old, new = _lookup(saved, key), _lookup(current, key)
+    if old != new:
+      problems.append(f'{key}: saved {old!r}, now {new!r}')
+  return problems
+
+
+def check_workdir(workdir: str, config: ml_collections.ConfigDict) -> None:
+  """Refuses a workdir whose checkpoints came from an incompatible config."""
+  ckpt_dir = os.path.join(workdir, CHECKPOINT_DIR)
+  has_checkpoints = os.path.isdir(ckpt_dir) and any(
+      name.isdigit() for name in os.listdir(ckpt_dir))
+  if not has_checkpoints:
+    return
+  config_path = os.path.join(workdir, CONFIG_FILE)
+  if not os.path.exists(config_path):
+    raise ValueError(
+        f'{workdir} holds checkpoints but no {CONFIG_FILE}, so they cannot be '
+        'checked against this config; use a new --workdir')
+  with open(config_path) as f:
+    saved = json.load(f)
+  problems = incompatibilities(saved, config)
+  if problems:
+    raise ValueError(
+        f'{workdir} holds checkpoints of an incompatible run ('
+        + '; '.join(problems) + '); refusing to overwrite them: use a new '
+        '--workdir or the saved config')
+
+
+def write_config(workdir: str, config: ml_collections.ConfigDict) -> None:
+  """Writes config.json (process 0 only; atomically)."""
+  if jax.process_index() != 0:
+    return
+  os.makedirs(workdir, exist_ok=True)
+  path = os.path.join(workdir, CONFIG_FILE)
+  with open(path + '.tmp', 'w') as f:
+    json.dump(config_to_dict(config), f, indent=2, sort_keys=True)
+  os.replace(path + '.tmp', path)
+
+
+def make_manager(workdir: str, *, max_to_keep: int, best_metric: str | None,
+                 best_mode: str = 'max') -> ocp.CheckpointManager:
+  """Keeps the `max_to_keep` latest steps plus the best by `best_metric`.
+
+  Checkpoints saved without metrics only count for the latest-k rule.
+  """
+  policies = [ocm.LatestN(n=max_to_keep)]
+  if best_metric:
+    policies.append(ocm.BestN(
+        get_metric_fn=lambda metrics: metrics[best_metric],
+        reverse=(best_mode == 'min'), n=1,
+        keep_checkpoints_without_metrics=False))
+  options = ocp.CheckpointManagerOptions(
+      preservation_policy=ocm.AnyPreservationPolicy(policies),
+      # Synchronous: the iterator state must be captured at the saved step,
+      # and the model states here are small.
+      enable_async_checkpointing=False)
+  return ocp.CheckpointManager(
+      os.path.abspath(os.path.join(workdir, CHECKPOINT_DIR)), options=options)
+
+
+def save(manager: ocp.CheckpointManager, state: TrainState, iterator: Any,
+         metrics: Mapping[str, float] | None = None) -> bool:
+  """Saves state (and the data iterator, if any) at state.step.
+
+  Returns False when that step is already saved.
+  """
+  step = int(jax.device_get(state.step))
+  if step in manager.all_steps():
+    return False
+  items = {'state': ocp.args.StandardSave(state)}
+  if iterator is not None:
+    items['data'] = grain.checkpoint.CheckpointSave(iterator)
+  manager.save(step, args=ocp.args.Composite(**items),
+               metrics=dict(metrics) if metrics else None, force=True)
+  manager.wait_until_finished()
+  return True
+
+
+def restore(manager: ocp.CheckpointManager, state: TrainState, iterator: Any,
+            step: int | None = None) -> TrainState:
+  """Restores `step` (default latest) into `state`'s structure and shardings.
+
+  The data iterator, if given, is moved to its saved position in place.
+  """
+  step = manager.latest_step() if step is None else step
+  if step is None:
+    raise FileNotFoundError(f'no checkpoint in {manager.directory}')
+  abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, state)
+  items = {'state': ocp.args.StandardRestore(abstract)}
+  if iterator is not None:
+    items['data'] = grain.checkpoint.CheckpointRestore(iterator)
+  restored = manager.restore(step, args=ocp.args.Composite(**items))
+  return restored['state']

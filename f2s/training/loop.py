@@ -1,0 +1,207 @@
+"""The training loop and checkpoint evaluation behind `python -m f2s.main`."""
+import dataclasses
+import time
+from collections.abc import Callable
+from typing import Any
+
+import jax
+import ml_collections
+import numpy as np
+import orbax.checkpoint as ocp
+import tqdm
+from flax import linen as nn
+from jax.sharding import Mesh
+
+from f2s import models
+from f2s.training import checkpoints, evaluate as evaluate_lib
+from f2s.training import state as state_lib, step as step_lib, writers
+from f2s.training.validate import validate_config
+
+TRAIN_KEYS = ('photo', 'sketch')
+CASQ_SIZE = (200, 200)
+
+
+def image_shape(data_cfg: ml_collections.ConfigDict) -> tuple[int, int, int]:
+  """(H, W, C) of the target sketch (and the model output) under the protocol."""
+  if data_cfg.protocol == 'casq':
+    return (*CASQ_SIZE, 3)
+  if data_cfg.protocol == 'standard':
+    return (int(data_cfg.pad_to[0]), int(data_cfg.pad_to[1]), 1)
+  raise ValueError(f'config.data.protocol={data_cfg.protocol!r}: expected '
+                   "'casq' or 'standard'")
+
+
+@dataclasses.dataclass
+class Experiment:
+  """The pieces a run needs, built once from the config."""
+  config: ml_collections.ConfigDict
+  mesh: Mesh
+  model: nn.Module
+  state: state_lib.TrainState
+  train_step: Callable
+  eval_step: Callable
+  manager: ocp.CheckpointManager
+
+
+def build_experiment(config: ml_collections.ConfigDict,
+                     workdir: str) -> Experiment:
+  """Validates the config and workdir; builds mesh, model, state and steps."""
+  validate_config(config, jax.device_count(), jax.process_count())
+  checkpoints.check_workdir(workdir, config)
+  mesh = step_lib.make_mesh()
+  out_shape = image_shape(config.data)
+  model = models.build_model(config.model, out_shape, axis_name=step_lib.AXIS)
+  tx = state_lib.make_optimizer(config.train)
+  state = state_lib.create_train_state(model, tx, (1, *out_shape[:2], 3),
+                                       config.seed)
+  train_step = step_lib.data_parallel(
+      step_lib.make_train_step(
+          model, tx, terms=dict(config.loss.terms),
+          kl_weight=float(config.loss.kl_weight),
+          value_range=config.data.value_range),
+      mesh)
+  manager = checkpoints.make_manager(
+      workdir, max_to_keep=config.checkpoint.max_to_keep,
+      best_metric=config.checkpoint.best_metric,
+      best_mode=config.checkpoint.best_mode)
+  return Experiment(
+      config=config, mesh=mesh, model=model,
+      state=step_lib.replicate(state, mesh), train_step=train_step,
+      eval_step=evaluate_lib.data_parallel_eval(model, config.data, mesh),
+      manager=manager)
+
+
+def load_split(config: ml_collections.ConfigDict, split: str) -> Any:
+  # Imported here: the TFDS builders are only needed once data is read.
+  from f2s.datasets import load_source
+  return load_source(config.data.dataset, split,
+                     data_dir=config.data.data_dir,
+                     builder_config=config.data.builder_config,
+                     manual_dir=config.data.manual_dir)
+
+
+def run_evaluation(exp: Experiment, state: state_lib.TrainState,
+                   test_source: Any, num_samples: int
+                   ) -> tuple[dict[str, float], dict[str, np.ndarray] | None]:
+  from f2s.data.pipeline import eval_batches
+  per_host = exp.config.eval.batch_size // jax.process_count()
+  return evaluate_lib.evaluate(
+      exp.eval_step, state,
+      eval_batches(test_source, exp.config, batch_size=per_host), exp.mesh,
+      num_samples=num_samples)
+
+
+def _write_eval(writer: writers.MetricWriter, exp: Experiment, step: int,
+                metrics: dict[str, float], samples: dict | None) -> None:
+  writer.write_scalars(step, 'eval', metrics)
+  if samples is not None:
+    writer.write_grid(step, writers.sample_grid(
+        samples['photo'], samples['sketch'], samples['prediction'],
+        value_range=exp.config.data.value_range))
+
+
+def _mean_metrics(fetched: list[tuple[int, dict]]) -> dict[str, float]:
+  keys = fetched[0][1].keys()
+  return {k: float(np.mean([m[k] for _, m in fetched])) for k in keys}
+
+
+def train_and_evaluate(config: ml_collections.ConfigDict,
+                       workdir: str) -> dict[str, float]:
+  """Trains (resuming from workdir's latest checkpoint); returns final eval.
+
+  Saves every checkpoint.every_steps and at the end, evaluates every
+  eval.every_steps and at the end. A non-finite loss raises
+  FloatingPointError before anything of that state is saved.
+  """
+  from f2s.data.pipeline import train_loader
+  exp = build_experiment(config, workdir)
+  train_source = load_split(config, config.data.train_split)
+  test_source = load_split(config, config.data.test_split)
+  iterator = iter(train_loader(
+      train_source, config, seed=config.seed,
+      global_batch_size=config.train.global_batch_size))
+  state = exp.state
+  if exp.manager.latest_step() is not None:
+    state = checkpoints.restore(exp.manager, state, iterator)
+  checkpoints.write_config(workdir, config)
+  start = int(jax.device_get(state.step))
+  num_steps = config.train.num_steps
+  is_main = jax.process_index() == 0
+  writer = writers.MetricWriter(workdir, enabled=is_main)
+  schedule = state_lib.learning_rate_schedule(config.train)
+  pending, window = [], []
+  window_start, window_from = time.perf_counter(), start
+  eval_metrics = None
+  bar = tqdm.tqdm(total=num_steps, initial=start, disable=not is_main,
+                  desc='train', unit='step', dynamic_ncols=True)
+  if start:
+    bar.write(f'resumed from {workdir} at step {start}')
+  try:
+    for step in range(start + 1, num_steps + 1):
+      batch = step_lib.global_batch(next(iterator), exp.mesh, TRAIN_KEYS)
+      state, metrics = exp.train_step(state, batch)
+      pending.append((step, metrics))
+      bar.update(1)
+      last = step == num_steps
+      log_now = step % config.train.log_every_steps == 0 or last
+      eval_now = step % config.eval.every_steps == 0 or last
+      save_now = step % config.checkpoint.every_steps == 0 or last
+      if log_now or eval_now or save_now:
+        window += step_lib.check_finite(pending)
+        pending = []
+      if log_now:
+        elapsed = time.perf_counter() - window_start
+        rate = (step - window_from) * config.train.global_batch_size / elapsed
+        scalars = _mean_metrics(window)
+        scalars.update(images_per_sec=rate,
+                       learning_rate=float(schedule(step - 1)))
+        writer.write_scalars(step, 'train', scalars)
+        bar.set_postfix(loss=f'{scalars["loss"]:.4f}', img_s=f'{rate:.1f}')
+        window, window_start, window_from = [], time.perf_counter(), step
+      eval_metrics = None
+      if eval_now:
+        eval_metrics, samples = run_evaluation(
+            exp, state, test_source, config.eval.num_samples)
+        _write_eval(writer, exp, step, eval_metrics, samples)
+        bar.write(f'step {step}: ' + _format(eval_metrics))
+      if save_now:
+        checkpoints.save(exp.manager, state, iterator, eval_metrics)
+  finally:
+    bar.close()
+    writer.close()
+    exp.manager.close()
+  if eval_metrics is None:  # resumed at or past num_steps: nothing trained
+    eval_metrics, _ = run_evaluation(exp, state, test_source, 0)
+  if is_main:
+    print(f'final ({config.model.name}/{config.model.variant}, step '
+          f'{int(jax.device_get(state.step))}): ' + _format(eval_metrics))
+  return eval_metrics
+
+
+def evaluate_checkpoint(config: ml_collections.ConfigDict,
+                        workdir: str) -> dict[str, float]:
+  """Evaluates workdir's best (or latest, per eval.restore) checkpoint."""
+  exp = build_experiment(config, workdir)
+  manager = exp.manager
+  step = (manager.best_step() if config.eval.restore == 'best' else None)
+  step = manager.latest_step() if step is None else step
+  if step is None:
+    raise FileNotFoundError(f'no checkpoint in {workdir}: train first '
+                            '(--mode=train)')
+  state = checkpoints.restore(manager, exp.state, None, step)
+  manager.close()
+  test_source = load_split(config, config.data.test_split)
+  metrics, samples = run_evaluation(exp, state, test_source,
+                                    config.eval.num_samples)
+  writer = writers.MetricWriter(workdir, enabled=jax.process_index() == 0)
+  _write_eval(writer, exp, step, metrics, samples)
+  writer.close()
+  if jax.process_index() == 0:
+    print(f'checkpoint step {step} ({config.eval.restore}): '
+          + _format(metrics))
+  return metrics
+
+
+def _format(metrics: dict[str, float]) -> str:
+  return ', '.join(f'{k}={v:.4g}' for k, v in sorted(metrics.items()))
+

@@ -1,0 +1,112 @@
+"""Reconstruction losses and the total training objective.
+
+The model emits pre-sigmoid logits; every loss is computed in [0, 1] image space,
+so the target sketch is first mapped there from the data value range.
+"""
+from collections.abc import Callable, Mapping
+
+import jax
+import jax.numpy as jnp
+import optax
+
+from f2s import metrics as f2s_metrics
+
+VALUE_RANGES = ('unit', 'symmetric')
+
+
+def to_unit(x: jax.Array, value_range: str) -> jax.Array:
+  """Maps an image from the data value range to [0, 1]."""
+  if value_range == 'unit':
+    return x
+  if value_range == 'symmetric':
+    return (x + 1.0) / 2.0
+  raise ValueError(
+      f'data.value_range={value_range!r}: expected one of {VALUE_RANGES}')
+
+
+def from_unit(x: jax.Array, value_range: str) -> jax.Array:
+  """Maps a [0, 1] image to the data value range."""
+  if value_range == 'unit':
+    return x
+  if value_range == 'symmetric':
+    return x * 2.0 - 1.0
+  raise ValueError(
+      f'data.value_range={value_range!r}: expected one of {VALUE_RANGES}')
+
+
+def bce(logits: jax.Array, target01: jax.Array) -> jax.Array:
+  """Mean binary cross-entropy of sigmoid(logits) against [0, 1] targets."""
+  return optax.sigmoid_binary_cross_entropy(logits, target01).mean()
+
+
+def l1(logits: jax.Array, target01: jax.Array) -> jax.Array:
+  return jnp.abs(jax.nn.sigmoid(logits) - target01).mean()
+
+
+def l2(logits: jax.Array, target01: jax.Array) -> jax.Array:
+  return jnp.square(jax.nn.sigmoid(logits) - target01).mean()
+
+
+def ssim_loss(logits: jax.Array, target01: jax.Array) -> jax.Array:
+  """1 - mean per-image SSIM."""
+  ssim = f2s_metrics.ssim(jax.nn.sigmoid(logits), target01, data_range=1.0)
+  return 1.0 - ssim.mean()
+
+
+RECONSTRUCTION_LOSSES: Mapping[str, Callable[[jax.Array, jax.Array],
+                                             jax.Array]] = {
+    'bce': bce,
+    'l1': l1,
+    'l2': l2,
+    'ssim': ssim_loss,
+}
+
+
+def check_terms(terms: Mapping[str, float]) -> None:
+  """Raises ValueError unless `terms` is {known name: weight}, one non-zero."""
+  unknown = sorted(set(terms) - set(RECONSTRUCTION_LOSSES))
+  if unknown:
+    raise ValueError(
+        f'config.loss.terms: unknown loss name(s) {unknown}; expected names '
+        f'from {sorted(RECONSTRUCTION_LOSSES)}')
+  for name, weight in terms.items():
+    if not isinstance(weight, (int, float)) or isinstance(weight, bool):
+      raise ValueError(f'config.loss.terms[{name!r}]={weight!r}: expected a '
+                       'number')
+  if not any(terms.values()):
+    raise ValueError(f'config.loss.terms={dict(terms)} has no non-zero weight: '
+                     "give at least one loss, e.g. {'bce': 1.0}")
+
+
+def total_loss(
+    logits: jax.Array,
+    aux: Mapping[str, jax.Array],
+    target: jax.Array,
+    *,
+    terms: Mapping[str, float],
+    kl_weight: float,
+    value_range: str,
+) -> tuple[jax.Array, dict[str, jax.Array]]:
+  """Weighted reconstruction terms plus the model's auxiliary `*_loss` terms.
+
+  Returns (loss, metrics): metrics holds every unweighted term, the model's
+  other aux scalars and the total under 'loss'.
+  """
+  check_terms(terms)
+  target01 = to_unit(target, value_range)
+  metrics = {}
+  loss = jnp.zeros((), jnp.float32)
+  for name, weight in terms.items():
+    if weight == 0:  # switched off: not computed
+      continue
+    value = RECONSTRUCTION_LOSSES[name](logits, target01)
+    metrics[f'{name}_loss'] = value
+    loss = loss + weight * value
+  for key, value in aux.items():
+    metrics[key] = value
+    if key == 'kl_loss':
+      loss = loss + kl_weight * value
+    elif key.endswith('_loss'):
+      loss = loss + value
+  metrics['loss'] = loss
+  return loss, metrics

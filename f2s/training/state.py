@@ -1,0 +1,77 @@
+"""Train state and optimizer."""
+from typing import Any
+
+import flax
+import jax
+import jax.numpy as jnp
+import ml_collections
+import optax
+from flax import linen as nn
+
+PyTree = Any
+
+
+@flax.struct.dataclass
+class TrainState:
+  """Everything a training step reads and writes.
+
+  model_state holds the model's non-'params' collections (e.g. the EMA
+  codebook in 'vq_ema'); rng is the base key, split once per step.
+  """
+  step: jax.Array
+  params: PyTree
+  opt_state: optax.OptState
+  model_state: PyTree
+  rng: jax.Array
+
+
+def learning_rate_schedule(train: ml_collections.ConfigDict) -> optax.Schedule:
+  """Linear warm-up, then constant or cosine decay to zero at num_steps."""
+  warmup = int(train.warmup_steps)
+  if train.lr_schedule == 'constant':
+    decay = optax.constant_schedule(train.learning_rate)
+  elif train.lr_schedule == 'cosine':
+    decay = optax.cosine_decay_schedule(
+        train.learning_rate, max(1, int(train.num_steps) - warmup))
+  else:
+    raise ValueError(f'config.train.lr_schedule={train.lr_schedule!r}: '
+                     "expected 'constant' or 'cosine'")
+  if warmup == 0:
+    return decay
+  return optax.join_schedules(
+      [optax.linear_schedule(0.0, train.learning_rate, warmup), decay],
+      [warmup])
+
+
+def make_optimizer(
+    train: ml_collections.ConfigDict) -> optax.GradientTransformation:
+  """AdamW (Adam when weight_decay is 0) with optional global-norm clipping."""
+  parts = []
+  if train.grad_clip_norm:
+    parts.append(optax.clip_by_global_norm(train.grad_clip_norm))
+  parts.append(
+      optax.adamw(learning_rate_schedule(train), b1=train.b1, b2=train.b2,
+                  weight_decay=train.weight_decay))
+  return optax.chain(*parts)
+
+
+def init_variables(model: nn.Module, photo_shape: tuple[int, ...],
+                   key: jax.Array) -> PyTree:
+  """Initialises the model's variables from a zero photo batch."""
+  params_key, sample_key, codebook_key = jax.random.split(key, 3)
+  return model.init(
+      {'params': params_key, 'sample': sample_key, 'codebook': codebook_key},
+      jnp.zeros(photo_shape, jnp.float32), train=False)
+
+
+def create_train_state(model: nn.Module, tx: optax.GradientTransformation,
+                       photo_shape: tuple[int, ...], seed: int) -> TrainState:
+  """A fresh train state: initialised variables, optimizer state, step 0."""
+  # A raw uint32 key (not a typed key) so the state checkpoints as plain arrays.
+  init_key, rng = jax.random.split(jax.random.PRNGKey(seed))
+  variables = init_variables(model, photo_shape, init_key)
+  params = variables['params']
+  model_state = {k: v for k, v in variables.items() if k != 'params'}
+  return TrainState(step=jnp.zeros((), jnp.int32), params=params,
+                    opt_state=tx.init(params), model_state=model_state,
+                    rng=rng)

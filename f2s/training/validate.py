@@ -1,0 +1,65 @@
+"""One check of an experiment config before anything runs."""
+import ml_collections
+
+from f2s import models
+from f2s.training import losses
+
+DATASETS = ('synthetic_face_sketch', 'cuhk_face_sketch')
+PROTOCOLS = ('casq', 'standard')
+EVAL_METRICS = ('ssim', 'mse', 'psnr')
+
+
+def _choice(where: str, value, allowed) -> None:
+  if value not in allowed:
+    raise ValueError(f'{where}={value!r}: expected one of {tuple(allowed)}')
+
+
+def _positive_int(where: str, value) -> None:
+  if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
+    raise ValueError(f'{where}={value!r}: expected a positive integer')
+
+
+def validate_config(config: ml_collections.ConfigDict,
+                    device_count: int, process_count: int = 1) -> None:
+  """Raises ValueError naming the first bad key/value.
+
+  Checks names (dataset, protocol, value range, model, loss terms, schedule,
+  best metric) and that batch sizes divide across `device_count` devices and
+  `process_count` processes.
+  """
+  for section in ('data', 'model', 'loss', 'train', 'eval', 'checkpoint'):
+    if section not in config:
+      raise ValueError(f'config lacks section {section!r}')
+  _choice('config.data.dataset', config.data.dataset, DATASETS)
+  _choice('config.data.protocol', config.data.protocol, PROTOCOLS)
+  _choice('config.data.value_range', config.data.value_range,
+          losses.VALUE_RANGES)
+  # build_model's own checks name unknown models, variants and knobs.
+  models.build_model(config.model, (8, 8, 1))
+  losses.check_terms(dict(config.loss.terms))
+  _choice('config.train.lr_schedule', config.train.lr_schedule,
+          ('constant', 'cosine'))
+  for key in ('global_batch_size', 'num_steps', 'log_every_steps'):
+    _positive_int(f'config.train.{key}', config.train[key])
+  for key in ('every_steps', 'batch_size'):
+    _positive_int(f'config.eval.{key}', config.eval[key])
+  _positive_int('config.checkpoint.every_steps', config.checkpoint.every_steps)
+  _positive_int('config.checkpoint.max_to_keep', config.checkpoint.max_to_keep)
+  _choice('config.eval.restore', config.eval.restore, ('best', 'latest'))
+  _choice('config.checkpoint.best_metric', config.checkpoint.best_metric,
+          EVAL_METRICS)
+  _choice('config.checkpoint.best_mode', config.checkpoint.best_mode,
+          ('max', 'min'))
+  if config.train.warmup_steps < 0:
+    raise ValueError(
+        f'config.train.warmup_steps={config.train.warmup_steps}: must be >= 0')
+  for where, size in (('config.train.global_batch_size',
+                       config.train.global_batch_size),
+                      ('config.eval.batch_size', config.eval.batch_size)):
+    if size % device_count:
+      raise ValueError(
+          f'{where}={size} does not divide across {device_count} devices: '
+          f'use a multiple of {device_count}')
+    if size % process_count:
+      raise ValueError(
+          f'{where}={size} does not divide across {process_count} processes')

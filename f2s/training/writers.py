@@ -1,0 +1,86 @@
+"""What a user sees: JSON-lines and TensorBoard metrics, PNG sample grids."""
+import json
+import os
+from collections.abc import Mapping
+
+import numpy as np
+from PIL import Image
+from tensorboardX import SummaryWriter
+
+METRICS_FILE = 'metrics.jsonl'
+SAMPLES_DIR = 'samples'
+
+
+class MetricWriter:
+  """Writes scalars to workdir/metrics.jsonl and TensorBoard event files.
+
+  A disabled writer (processes other than 0) writes nothing.
+  """
+
+  def __init__(self, workdir: str, enabled: bool = True):
+    self._enabled = enabled
+    self._workdir = workdir
+    self._jsonl = None
+    self._tb = None
+    if enabled:
+      os.makedirs(workdir, exist_ok=True)
+      self._jsonl = open(os.path.join(workdir, METRICS_FILE), 'a')
+      self._tb = SummaryWriter(logdir=os.path.join(workdir, 'tensorboard'))
+
+  def write_scalars(self, step: int, split: str,
+                    scalars: Mapping[str, float]) -> None:
+    if not self._enabled:
+      return
+    record = {'step': int(step), 'split': split}
+    record.update({k: float(v) for k, v in scalars.items()})
+    self._jsonl.write(json.dumps(record) + '\n')
+    self._jsonl.flush()
+    for key, value in scalars.items():
+      self._tb.add_scalar(f'{split}/{key}', float(value), int(step))
+    self._tb.flush()
+
+  def write_grid(self, step: int, grid: np.ndarray) -> str | None:
+    """Saves a uint8 HxWx3 grid as samples/step_XXXXXX.png; returns the path."""
+    if not self._enabled:
+      return None
+    directory = os.path.join(self._workdir, SAMPLES_DIR)
+    os.makedirs(directory, exist_ok=True)
+    path = os.path.join(directory, f'step_{int(step):06d}.png')
+    Image.fromarray(grid).save(path)
+    self._tb.add_image('samples', grid, int(step), dataformats='HWC')
+    self._tb.flush()
+    return path
+
+  def close(self) -> None:
+    if self._enabled:
+      self._jsonl.close()
+      self._tb.close()
+
+
+def _to_rgb_uint8(x: np.ndarray) -> np.ndarray:
+  """[0, 1] float (N, H, W, C in {1, 3}) -> uint8 (N, H, W, 3)."""
+  x = np.clip(np.asarray(x, np.float32), 0.0, 1.0)
+  if x.shape[-1] == 1:
+    x = np.repeat(x, 3, axis=-1)
+  return np.round(x * 255.0).astype(np.uint8)
+
+
+def sample_grid(photo: np.ndarray, sketch: np.ndarray, prediction: np.ndarray,
+                *, value_range: str, gap: int = 2) -> np.ndarray:
+  """One row per example: photo | target sketch | prediction, uint8 RGB.
+
+  photo and sketch are in the data value range, prediction in [0, 1]; all
+  share height and width (the padded size under the standard protocol).
+  """
+  def unit(x):
+    return (x + 1.0) / 2.0 if value_range == 'symmetric' else x
+
+  columns = [_to_rgb_uint8(unit(photo)), _to_rgb_uint8(unit(sketch)),
+             _to_rgb_uint8(prediction)]
+  n, h, w, _ = columns[0].shape
+  grid = np.full((n * h + (n - 1) * gap, 3 * w + 2 * gap, 3), 255, np.uint8)
+  for row in range(n):
+    for col, images in enumerate(columns):
+      top, left = row * (h + gap), col * (w + gap)
+      grid[top:top + h, left:left + w] = images[row]
+  return grid

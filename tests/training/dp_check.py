@@ -1,0 +1,73 @@
+"""Run in a subprocess with 2 host devices: data-parallel == single device == pmap.
+
+Prints 'OK' and max differences; exits non-zero on mismatch.
+"""
+import os
+import sys
+
+assert 'jax' not in sys.modules
+os.environ['XLA_FLAGS'] = '--xla_force_host_platform_device_count=2'
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+import jax  # noqa: E402
+import numpy as np  # noqa: E402
+
+from f2s.training import state as state_lib, step as step_lib  # noqa: E402
+from training_stand_in import StandIn, fake_batch, train_config  # noqa: E402
+
+assert jax.device_count() == 2, jax.devices()
+model = StandIn(axis_name='batch')
+tx = state_lib.make_optimizer(train_config())
+kwargs = dict(terms={'bce': 1.0, 'ssim': 0.5}, kl_weight=0.0,
+              value_range='unit')
+per_device = step_lib.make_train_step(model, tx, **kwargs)
+batch = fake_batch(0, 8)
+keys = ('photo', 'sketch')
+
+
+def fresh():
+  return state_lib.create_train_state(model, tx, (1, 16, 16, 3), seed=3)
+
+
+def run_mesh(devices, steps=3):
+  mesh = step_lib.make_mesh(devices)
+  fn = step_lib.data_parallel(per_device, mesh)
+  state = step_lib.replicate(fresh(), mesh)
+  for i in range(steps):
+    state, metrics = fn(state, step_lib.global_batch(
+        fake_batch(i, 8), mesh, keys))
+  return jax.device_get(state), jax.device_get(metrics)
+
+
+def run_pmap(steps=3):
+  fn = jax.pmap(per_device, axis_name='batch')
+  state = jax.tree.map(lambda x: np.stack([x, x]), jax.device_get(fresh()))
+  for i in range(steps):
+    b = {k: v.reshape(2, 4, *v.shape[1:]) for k, v in fake_batch(i, 8).items()}
+    state, metrics = fn(state, b)
+  state = jax.device_get(state)
+  for leaf in jax.tree.leaves(state):  # replicas must agree
+    np.testing.assert_array_equal(leaf[0], leaf[1])
+  return (jax.tree.map(lambda x: x[0], state),
+          jax.tree.map(lambda x: x[0], jax.device_get(metrics)))
+
+
+def max_diff(a, b):
+  return max(float(np.max(np.abs(np.asarray(x, np.float64) -
+                                 np.asarray(y, np.float64))))
+             for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b)))
+
+
+single, m1 = run_mesh(jax.devices()[:1])
+dual, m2 = run_mesh(jax.devices())
+pmapped, m3 = run_pmap()
+fresh_params = jax.device_get(fresh().params)
+moved = max_diff(single.params, fresh_params)
+d_dual = max_diff(single, dual)
+d_pmap = max_diff(single, pmapped)
+d_metrics = max(max_diff(m1, m2), max_diff(m1, m3))
+print(f'moved={moved:.3g} dual={d_dual:.3g} pmap={d_pmap:.3g} '
+      f'metrics={d_metrics:.3g} ema={single.model_state["vq_ema"]["mean"]}')
+assert moved > 1e-3, 'parameters did not move'
+assert d_dual < 1e-5 and d_pmap < 1e-5 and d_metrics < 1e-5
+print('OK')
