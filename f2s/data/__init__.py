@@ -1,0 +1,1 @@
+"""Input pipeline: numpy preprocessing (`preprocess`) and grain wiring (`pipeline`)."""
