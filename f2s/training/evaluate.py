@@ -36,7 +36,6 @@ def make_eval_step(model: nn.Module, data_cfg: ml_collections.ConfigDict,
   prediction: the [0, 1] image, this device's slice.
   """
   value_range = data_cfg.value_range
-  protocol = data_cfg.protocol
 
   def eval_step(state: TrainState, batch: Mapping[str, jax.Array]):
     variables = {'params': state.params, **state.model_state}
@@ -45,11 +44,8 @@ def make_eval_step(model: nn.Module, data_cfg: ml_collections.ConfigDict,
                               rngs=rngs)
     pred = jax.nn.sigmoid(logits)
     target = losses.to_unit(batch['sketch'], value_range)
-    if protocol == 'standard':
-      pred_scored = preprocess.crop_to_valid(pred, data_cfg)
-      target = preprocess.crop_to_valid(target, data_cfg)
-    else:
-      pred_scored = pred
+    pred_scored = preprocess.crop_to_valid(pred, data_cfg)
+    target = preprocess.crop_to_valid(target, data_cfg)
     mask = batch['mask']
     per_image = {
         'ssim': f2s_metrics.ssim(pred_scored, target, data_range=1.0),

@@ -13,22 +13,18 @@ from flax import linen as nn
 from jax.sharding import Mesh
 
 from f2s import models
+from f2s.data import pipeline, preprocess
 from f2s.training import checkpoints, evaluate as evaluate_lib
 from f2s.training import state as state_lib, step as step_lib, writers
 from f2s.training.validate import validate_config
 
 TRAIN_KEYS = ('photo', 'sketch')
-CASQ_SIZE = (200, 200)
 
 
 def image_shape(data_cfg: ml_collections.ConfigDict) -> tuple[int, int, int]:
   """(H, W, C) of the target sketch (and the model output) under the protocol."""
-  if data_cfg.protocol == 'casq':
-    return (*CASQ_SIZE, 3)
-  if data_cfg.protocol == 'standard':
-    return (int(data_cfg.pad_to[0]), int(data_cfg.pad_to[1]), 1)
-  raise ValueError(f'config.data.protocol={data_cfg.protocol!r}: expected '
-                   "'casq' or 'standard'")
+  spec = preprocess.spec_from_config(data_cfg)
+  return (*spec.image_shape, spec.sketch_channels)
 
 
 @dataclasses.dataclass
@@ -83,11 +79,10 @@ def load_split(config: ml_collections.ConfigDict, split: str) -> Any:
 def run_evaluation(exp: Experiment, state: state_lib.TrainState,
                    test_source: Any, num_samples: int
                    ) -> tuple[dict[str, float], dict[str, np.ndarray] | None]:
-  from f2s.data.pipeline import eval_batches
-  per_host = exp.config.eval.batch_size // jax.process_count()
   return evaluate_lib.evaluate(
       exp.eval_step, state,
-      eval_batches(test_source, exp.config, batch_size=per_host), exp.mesh,
+      pipeline.eval_batches(test_source, exp.config,
+                            batch_size=exp.config.eval.batch_size), exp.mesh,
       num_samples=num_samples)
 
 
@@ -105,19 +100,24 @@ def _mean_metrics(fetched: list[tuple[int, dict]]) -> dict[str, float]:
   return {k: float(np.mean([m[k] for _, m in fetched])) for k in keys}
 
 
-def train_and_evaluate(config: ml_collections.ConfigDict,
-                       workdir: str) -> dict[str, float]:
+def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
+                       sources: tuple[Any, Any] | None = None
+                       ) -> dict[str, float]:
   """Trains (resuming from workdir's latest checkpoint); returns final eval.
+
+  `sources` = (train, test) random-access sources; default: the config's
+  data set via `f2s.datasets.load_source`.
 
   Saves every checkpoint.every_steps and at the end, evaluates every
   eval.every_steps and at the end. A non-finite loss raises
   FloatingPointError before anything of that state is saved.
   """
-  from f2s.data.pipeline import train_loader
   exp = build_experiment(config, workdir)
-  train_source = load_split(config, config.data.train_split)
-  test_source = load_split(config, config.data.test_split)
-  iterator = iter(train_loader(
+  if sources is None:
+    sources = (load_split(config, config.data.train_split),
+               load_split(config, config.data.test_split))
+  train_source, test_source = sources
+  iterator = iter(pipeline.train_loader(
       train_source, config, seed=config.seed,
       global_batch_size=config.train.global_batch_size))
   state = exp.state
@@ -166,6 +166,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
         bar.write(f'step {step}: ' + _format(eval_metrics))
       if save_now:
         checkpoints.save(exp.manager, state, iterator, eval_metrics)
+      if eval_now or save_now:  # keep images/s to training time
+        window_start, window_from = time.perf_counter(), step
   finally:
     bar.close()
     writer.close()
@@ -178,8 +180,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
   return eval_metrics
 
 
-def evaluate_checkpoint(config: ml_collections.ConfigDict,
-                        workdir: str) -> dict[str, float]:
+def evaluate_checkpoint(config: ml_collections.ConfigDict, workdir: str, *,
+                        test_source: Any = None) -> dict[str, float]:
   """Evaluates workdir's best (or latest, per eval.restore) checkpoint."""
   exp = build_experiment(config, workdir)
   manager = exp.manager
@@ -190,7 +192,8 @@ def evaluate_checkpoint(config: ml_collections.ConfigDict,
                             '(--mode=train)')
   state = checkpoints.restore(manager, exp.state, None, step)
   manager.close()
-  test_source = load_split(config, config.data.test_split)
+  if test_source is None:
+    test_source = load_split(config, config.data.test_split)
   metrics, samples = run_evaluation(exp, state, test_source,
                                     config.eval.num_samples)
   writer = writers.MetricWriter(workdir, enabled=jax.process_index() == 0)

@@ -51,3 +51,28 @@ def train_config(**overrides) -> ml_collections.ConfigDict:
       b1=0.9, b2=0.999, weight_decay=0.0, grad_clip_norm=1.0))
   config.update(overrides)
   return config
+
+
+def fake_source(n: int, seed: int = 0) -> list[dict]:
+  """In-memory records like load_source's: a blurred-photo 'sketch'."""
+  rng = np.random.default_rng(seed)
+  records = []
+  for i in range(n):
+    base = rng.uniform(0, 255, (25, 20, 3))
+    photo = np.kron(base, np.ones((10, 10, 1))).astype(np.uint8)
+    grey = photo.mean(-1, keepdims=True)
+    sketch = (255 - grey * 0.5).astype(np.uint8)
+    records.append({'photo': photo, 'sketch': sketch, 'name': f'fake{i}'})
+  return records
+
+
+def load_config(name: str, arg: str = 'tiny') -> ml_collections.ConfigDict:
+  """configs/<name>.py:<arg>, loaded like config_flags does."""
+  import importlib.util
+  import os
+  path = os.path.join(os.path.dirname(__file__), '..', '..', 'configs',
+                      f'{name}.py')
+  spec = importlib.util.spec_from_file_location(f'config_{name}', path)
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  return module.get_config(arg)

@@ -1,0 +1,56 @@
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from f2s.training import losses
+
+
+def _logits_targets():
+  rng = np.random.default_rng(0)
+  logits = rng.normal(size=(2, 16, 16, 3)).astype(np.float32)
+  target = rng.uniform(size=(2, 16, 16, 3)).astype(np.float32)
+  return logits, target
+
+
+def test_reconstruction_losses_match_numpy():
+  logits, t = _logits_targets()
+  p = 1 / (1 + np.exp(-logits.astype(np.float64)))
+  ref_bce = -np.mean(t * np.log(p) + (1 - t) * np.log(1 - p))
+  np.testing.assert_allclose(losses.bce(logits, t), ref_bce, rtol=1e-5)
+  np.testing.assert_allclose(losses.l1(logits, t), np.abs(p - t).mean(),
+                             rtol=1e-5)
+  np.testing.assert_allclose(losses.l2(logits, t), np.square(p - t).mean(),
+                             rtol=1e-5)
+
+
+def test_ssim_loss_zero_for_exact_prediction():
+  _, t = _logits_targets()
+  t = np.clip(t, 0.05, 0.95)
+  exact = np.log(t / (1 - t))
+  assert float(losses.ssim_loss(exact, t)) == pytest.approx(0.0, abs=1e-4)
+  assert float(losses.ssim_loss(-exact, t)) > 0.5
+
+
+def test_total_loss_weights_terms_and_aux():
+  logits, t = _logits_targets()
+  aux = {'kl_loss': jnp.float32(2.0), 'vq_loss': jnp.float32(0.5),
+         'perplexity': jnp.float32(7.0)}
+  loss, metrics = losses.total_loss(
+      logits, aux, t * 2 - 1, terms={'l1': 1.0, 'l2': 0.5, 'ssim': 0.0},
+      kl_weight=0.1, value_range='symmetric')
+  expected = (float(losses.l1(logits, t)) + 0.5 * float(losses.l2(logits, t))
+              + 0.1 * 2.0 + 0.5)
+  assert float(loss) == pytest.approx(expected, rel=1e-5)
+  assert 'ssim_loss' not in metrics  # weight 0: not computed
+  assert float(metrics['perplexity']) == 7.0
+
+
+def test_unknown_or_empty_terms_are_named():
+  logits, t = _logits_targets()
+  with pytest.raises(ValueError, match=r"\['perceptual'\]"):
+    losses.total_loss(logits, {}, t, terms={'bce': 1.0, 'perceptual': 1.0},
+                      kl_weight=0.0, value_range='unit')
+  with pytest.raises(ValueError, match='no non-zero weight'):
+    losses.check_terms({'bce': 0.0})
+  with pytest.raises(ValueError, match='value_range'):
+    losses.to_unit(t, 'bytes')
