@@ -1,0 +1,75 @@
+"""TFDS builders of face photo / sketch pairs; importing registers them.
+
+- `cuhk_face_sketch`: the CUHK student pairs (manual download).
+- `synthetic_face_sketch`: procedural demo faces (no download).
+"""
+
+import os
+import pathlib
+from collections.abc import Sequence
+from typing import Any
+
+import tensorflow_datasets as tfds
+
+from f2s.datasets.cuhk_face_sketch import CuhkFaceSketch
+from f2s.datasets.cuhk_face_sketch import MANUAL_DOWNLOAD_INSTRUCTIONS
+from f2s.datasets.synthetic_face_sketch import SyntheticFaceSketch
+
+__all__ = [
+    'CuhkFaceSketch',
+    'SyntheticFaceSketch',
+    'default_cuhk_dir',
+    'load_source',
+]
+
+CUHK_DIR_ENV = 'F2S_CUHK_DIR'
+
+
+def default_cuhk_dir() -> str:
+  """$F2S_CUHK_DIR, else `<repo root>/../shared/data/cuhk`."""
+  from_env = os.environ.get(CUHK_DIR_ENV)
+  if from_env:
+    return from_env
+  repo_root = pathlib.Path(__file__).resolve().parents[2]
+  return str(repo_root.parent / 'shared' / 'data' / 'cuhk')
+
+
+def _missing_cuhk_message(manual_dir: str) -> str:
+  return (
+      f'CUHK data not found: manual directory {manual_dir!r} is missing or'
+      f' empty (set manual_dir, config.data.manual_dir or ${CUHK_DIR_ENV}).\n'
+      f'{MANUAL_DOWNLOAD_INSTRUCTIONS}\n'
+      'Without the CUHK data, use the procedural demo data instead:'
+      " dataset 'synthetic_face_sketch' (builder_config 'default' or 'tiny')."
+  )
+
+
+def load_source(
+    name: str,
+    split: str,
+    *,
+    data_dir: str | None = None,
+    builder_config: str | None = None,
+    manual_dir: str | None = None,
+) -> Sequence[dict[str, Any]]:
+  """Random-access source of one split, building the dataset first if needed.
+
+  Each record is a dict: `photo` uint8 (250, 200, 3), `sketch` uint8
+  (250, 200, 1), `name` (bytes or str). For `cuhk_face_sketch`, `manual_dir`
+  defaults to `default_cuhk_dir()`.
+  """
+  kwargs = {'data_dir': data_dir}
+  if builder_config is not None:
+    kwargs['config'] = builder_config
+  builder = tfds.builder(name, **kwargs)
+  if not builder.is_prepared():
+    if name == CuhkFaceSketch.name:
+      manual_dir = manual_dir or default_cuhk_dir()
+      path = pathlib.Path(manual_dir)
+      if not path.is_dir() or not any(path.iterdir()):
+        raise FileNotFoundError(_missing_cuhk_message(manual_dir))
+    builder.download_and_prepare(
+        file_format='array_record',
+        download_config=tfds.download.DownloadConfig(manual_dir=manual_dir),
+    )
+  return builder.as_data_source(split)
