@@ -13,7 +13,7 @@ and run the same command on every host.
 import os
 import sys
 
-from absl import app, flags
+from absl import app, flags, logging
 from ml_collections import config_flags
 
 _CONFIG = config_flags.DEFINE_config_file(
@@ -45,6 +45,8 @@ def maybe_initialize_distributed() -> None:
 def main(argv: list[str]) -> None:
   if len(argv) > 1:
     raise app.UsageError(f'unexpected arguments: {argv[1:]}')
+  if not flags.FLAGS['verbosity'].present:  # keep Orbax's INFO lines quiet
+    logging.set_verbosity(logging.WARNING)
   maybe_initialize_distributed()
   from f2s.training import loop
   config = _CONFIG.value
