@@ -34,13 +34,17 @@ def default_cuhk_dir() -> str:
   return str(repo_root.parent / 'shared' / 'data' / 'cuhk')
 
 
+_DEMO_HINT = (
+    'Without the CUHK data, use the procedural demo data instead:'
+    " dataset 'synthetic_face_sketch' (builder_config 'default' or 'tiny')."
+)
+
+
 def _missing_cuhk_message(manual_dir: str) -> str:
   return (
       f'CUHK data not found: manual directory {manual_dir!r} is missing or'
       f' empty (set manual_dir, config.data.manual_dir or ${CUHK_DIR_ENV}).\n'
-      f'{MANUAL_DOWNLOAD_INSTRUCTIONS}\n'
-      'Without the CUHK data, use the procedural demo data instead:'
-      " dataset 'synthetic_face_sketch' (builder_config 'default' or 'tiny')."
+      f'{MANUAL_DOWNLOAD_INSTRUCTIONS}\n{_DEMO_HINT}'
   )
 
 
@@ -68,8 +72,15 @@ def load_source(
       path = pathlib.Path(manual_dir)
       if not path.is_dir() or not any(path.iterdir()):
         raise FileNotFoundError(_missing_cuhk_message(manual_dir))
-    builder.download_and_prepare(
-        file_format='array_record',
-        download_config=tfds.download.DownloadConfig(manual_dir=manual_dir),
-    )
+    try:
+      builder.download_and_prepare(
+          file_format='array_record',
+          download_config=tfds.download.DownloadConfig(manual_dir=manual_dir),
+      )
+    except FileNotFoundError as e:
+      if name != CuhkFaceSketch.name:
+        raise
+      # A folder of the manual download is missing (its message has the
+      # instructions): point to the demo data too.
+      raise FileNotFoundError(f'{e}\n{_DEMO_HINT}') from e
   return builder.as_data_source(split)

@@ -56,41 +56,36 @@ class FaceParams:
   texture_seed: int  # seeds the stroke jitter and noise
 
 
-def _rgb(rng: np.random.Generator, low: float, high: float) -> tuple[int, ...]:
-  return tuple(int(v) for v in rng.uniform(low, high, size=3))
+def _colour(values) -> tuple[int, int, int]:
+  r, g, b = (int(v) for v in np.clip(values, 0, 255))
+  return r, g, b
 
 
 def sample_face_params(rng: np.random.Generator) -> FaceParams:
   """Draws one face from the procedural distribution."""
-  skin_base = np.array([224.0, 182.0, 150.0]) * rng.uniform(0.55, 1.08)
-  skin = tuple(int(v) for v in np.clip(skin_base + rng.normal(0, 8, 3), 40, 250))
-  hair_darkness = rng.uniform(0.0, 1.0)
-  hair_base = np.array([150.0, 110.0, 70.0]) * (1.05 - hair_darkness)
-  hair = tuple(int(v) for v in np.clip(hair_base + rng.normal(0, 10, 3), 10, 220))
-  light_xy = rng.uniform(-0.8, 0.8), rng.uniform(-0.6, 0.2)
-  light = np.array([light_xy[0], light_xy[1], 0.8])
-  light = tuple(float(v) for v in light / np.linalg.norm(light))
-  grey_bg = rng.uniform(150, 235)
-  tint = rng.normal(0, 12, 3)
-  top = tuple(int(v) for v in np.clip(grey_bg + tint, 0, 255))
-  bottom = tuple(int(v) for v in np.clip(grey_bg - rng.uniform(10, 50) + tint, 0, 255))
-  eye_size = rng.uniform(10.0, 14.0)
+  skin = np.array([224.0, 182.0, 150.0]) * rng.uniform(0.55, 1.08)
+  skin = np.clip(skin + rng.normal(0, 8, 3), 40, 250)
+  hair = np.array([150.0, 110.0, 70.0]) * (1.05 - rng.uniform(0.0, 1.0))
+  hair = np.clip(hair + rng.normal(0, 10, 3), 10, 220)
+  light = np.array([rng.uniform(-0.8, 0.8), rng.uniform(-0.6, 0.2), 0.8])
+  light = light / np.linalg.norm(light)
+  grey_bg = rng.uniform(150, 235) + rng.normal(0, 12, 3)
   return FaceParams(
       center=(100 + rng.normal(0, 3), 128 + rng.normal(0, 3)),
       head_radii=(rng.uniform(60, 72), rng.uniform(80, 92)),
       jaw=rng.uniform(0.1, 0.45),
       roll=rng.normal(0, 0.06),
       yaw=float(np.clip(rng.normal(0, 0.35), -0.8, 0.8)),
-      skin=skin,
-      hair=hair,
+      skin=_colour(skin),
+      hair=_colour(hair),
       hair_style=int(rng.integers(0, 4)),
       hair_volume=rng.uniform(0.06, 0.22),
       hairline=rng.uniform(0.55, 0.75),
       eye_y=rng.uniform(0.05, 0.18),
       eye_spacing=rng.uniform(0.36, 0.44),
-      eye_size=eye_size,
+      eye_size=rng.uniform(10.0, 14.0),
       eye_open=rng.uniform(0.35, 0.55),
-      iris=_rgb(rng, 30, 120),
+      iris=_colour(rng.uniform(30, 120, 3)),
       brow_gap=rng.uniform(5, 11),
       brow_thickness=rng.uniform(2.5, 5.5),
       brow_arch=rng.uniform(1, 6),
@@ -98,11 +93,11 @@ def sample_face_params(rng: np.random.Generator) -> FaceParams:
       nose_width=rng.uniform(9, 15),
       mouth_width=rng.uniform(20, 30),
       mouth_smile=rng.uniform(-2, 4),
-      lip=tuple(int(v) for v in np.clip(np.array(skin) * [0.85, 0.55, 0.55] + rng.normal(0, 8, 3), 0, 255)),
-      light=light,
+      lip=_colour(skin * [0.85, 0.55, 0.55] + rng.normal(0, 8, 3)),
+      light=tuple(float(v) for v in light),
       ambient=rng.uniform(0.35, 0.6),
-      background=(top, bottom),
-      shirt=_rgb(rng, 20, 200),
+      background=(_colour(grey_bg), _colour(grey_bg - rng.uniform(10, 50))),
+      shirt=_colour(rng.uniform(20, 200, 3)),
       noise=rng.uniform(1.5, 5.0),
       texture_seed=int(rng.integers(0, 2**31 - 1)),
   )
@@ -113,9 +108,9 @@ def _ellipse(cx, cy, rx, ry, start=0.0, stop=2 * np.pi, n=48) -> np.ndarray:
   return np.stack([cx + rx * np.cos(t), cy + ry * np.sin(t)], axis=1)
 
 
-def _head_outline(p: FaceParams, scale: float = 1.0, n: int = 96) -> np.ndarray:
+def _head_outline(p: FaceParams, n: int = 96) -> np.ndarray:
   """Head contour, angle 0 at the top, narrowing towards the chin."""
-  a, b = p.head_radii[0] * scale, p.head_radii[1] * scale
+  a, b = p.head_radii
   t = np.linspace(0, 2 * np.pi, n, endpoint=False)
   lower = np.maximum(0.0, -np.cos(t))
   x = a * np.sin(t) * (1 - p.jaw * lower**2)
@@ -138,7 +133,7 @@ def _hair_polygons(p: FaceParams) -> list[np.ndarray]:
     polys.append(back)
   # Crown: outer arc over the top between the temples, then the hairline.
   side = 0.15 if p.hair_style != 2 else 0.35
-  outer = _ellipse(cx, cy - b * 0.02, out_a, out_b, np.pi + side * -1, 2 * np.pi + side, 40)
+  outer = _ellipse(cx, cy - b * 0.02, out_a, out_b, np.pi - side, 2 * np.pi + side, 40)
   hair_y = cy - b * p.hairline
   xs = np.linspace(outer[-1, 0] - a * 0.1, outer[0, 0] + a * 0.1, 9)
   if p.hair_style == 1:
@@ -223,7 +218,9 @@ def _geometry(p: FaceParams) -> _Geometry:
       [mx + t * w * 0.95, mouth_y - 4.5 * (1 - t**2) + 1.5 * np.exp(-(t * 5) ** 2)
        - p.mouth_smile * t**2], axis=1
   )
-  lower_bot = np.stack([mx + t * w * 0.9, mouth_y + 6 * (1 - t**2) - p.mouth_smile * t**2], axis=1)
+  lower_bot = np.stack(
+      [mx + t * w * 0.9, mouth_y + 6 * (1 - t**2) - p.mouth_smile * t**2], axis=1
+  )
   upper_lip = np.concatenate([upper_top, mouth_line[::-1]])
   lower_lip = np.concatenate([mouth_line, lower_bot[::-1]])
   ears = [
@@ -240,7 +237,8 @@ def _geometry(p: FaceParams) -> _Geometry:
   def rot(pts: np.ndarray) -> np.ndarray:
     c, s = np.cos(p.roll), np.sin(p.roll)
     d = pts - np.array([cx, cy])
-    return np.stack([c * d[:, 0] - s * d[:, 1], s * d[:, 0] + c * d[:, 1]], 1) + [cx, cy]
+    turned = np.stack([c * d[:, 0] - s * d[:, 1], s * d[:, 0] + c * d[:, 1]], 1)
+    return turned + [cx, cy]
 
   return _Geometry(
       head=rot(_head_outline(p)),
@@ -311,7 +309,7 @@ def render_photo(p: FaceParams) -> np.ndarray:
   image = Image.fromarray(np.broadcast_to(bg, (big[1], big[0], 3)).astype(np.uint8))
   draw = ImageDraw.Draw(image)
   hair = p.hair
-  dark_skin = tuple(int(v * 0.8) for v in p.skin)
+  dark_skin = _colour(np.array(p.skin) * 0.8)
   if p.hair_style == 2:
     draw.polygon(_pts(geo.hair[0]), fill=hair)
   draw.polygon(_pts(geo.neck), fill=dark_skin)
@@ -328,16 +326,18 @@ def render_photo(p: FaceParams) -> np.ndarray:
     ldraw.polygon(_pts(_ellipse(*center, r * 0.45, r * 0.45, n=12)), fill=(10, 10, 10))
     image.paste(layer, (0, 0), eye_mask)
     draw.line(_pts(eye[:16]), fill=(30, 25, 25), width=3 * _SUPERSAMPLE // 2)
-  brow_colour = tuple(int(v * 0.8) for v in hair)
+  brow_colour = _colour(np.array(hair) * 0.8)
   for brow in geo.brows:
     draw.line(_pts(brow), fill=brow_colour, width=int(p.brow_thickness * _SUPERSAMPLE))
-  shadow = tuple(int(v * 0.78) for v in p.skin)
+  shadow = _colour(np.array(p.skin) * 0.78)
   draw.line(_pts(geo.nose_side), fill=shadow, width=3 * _SUPERSAMPLE)
   for nostril in geo.nostrils:
-    draw.polygon(_pts(nostril), fill=tuple(int(v * 0.45) for v in p.skin))
-  draw.polygon(_pts(geo.upper_lip), fill=tuple(int(v * 0.85) for v in p.lip))
+    draw.polygon(_pts(nostril), fill=_colour(np.array(p.skin) * 0.45))
+  draw.polygon(_pts(geo.upper_lip), fill=_colour(np.array(p.lip) * 0.85))
   draw.polygon(_pts(geo.lower_lip), fill=p.lip)
-  draw.line(_pts(geo.mouth_line), fill=tuple(int(v * 0.45) for v in p.lip), width=_SUPERSAMPLE)
+  draw.line(
+      _pts(geo.mouth_line), fill=_colour(np.array(p.lip) * 0.45), width=_SUPERSAMPLE
+  )
   draw.polygon(_pts(geo.hair[-1]), fill=hair)
   image = image.filter(ImageFilter.GaussianBlur(0.8)).resize(
       (WIDTH, HEIGHT), Image.Resampling.BOX
@@ -349,7 +349,15 @@ def render_photo(p: FaceParams) -> np.ndarray:
   return np.clip(pixels, 0, 255).astype(np.uint8)
 
 
-def _pencil(draw, points, rng, grey, width, passes=2, jitter=0.5):
+def _pencil(
+    draw: ImageDraw.ImageDraw,
+    points: np.ndarray,
+    rng: np.random.Generator,
+    grey: int,
+    width: int,
+    passes: int = 2,
+    jitter: float = 0.5,
+) -> None:
   """A pencil line: a few slightly offset passes of a polyline."""
   for _ in range(passes):
     offset = rng.normal(0, jitter, points.shape)
@@ -357,7 +365,9 @@ def _pencil(draw, points, rng, grey, width, passes=2, jitter=0.5):
     draw.line(_pts(points + offset), fill=shade, width=width)
 
 
-def _hatch_lines(rng, region: np.ndarray, angle: float, spacing: float) -> list[np.ndarray]:
+def _hatch_lines(
+    rng: np.random.Generator, region: np.ndarray, angle: float, spacing: float
+) -> list[np.ndarray]:
   """Parallel strokes across the bounding box of `region` at `angle`."""
   lo, hi = region.min(0) - 5, region.max(0) + 5
   centre, half = (lo + hi) / 2, np.linalg.norm(hi - lo) / 2
@@ -387,7 +397,9 @@ def render_sketch(p: FaceParams) -> np.ndarray:
   face_mask = ImageChops.darker(face_mask, ImageChops.invert(_mask(geo.hair[-1:])))
   layer = white.copy()
   ldraw = ImageDraw.Draw(layer)
-  for line in _hatch_lines(rng, geo.head, np.pi * 0.3 * (1 if p.light[0] > 0 else -1) + np.pi / 2, 3.0):
+  # Strokes lean away from the light, as a right-handed artist would shade.
+  angle = np.pi / 2 + np.pi * 0.3 * np.sign(p.light[0] or 1.0)
+  for line in _hatch_lines(rng, geo.head, angle, 3.0):
     ldraw.line(_pts(line), fill=int(rng.uniform(170, 200)), width=1)
   sketch = ImageChops.darker(sketch, Image.composite(layer, white, face_mask))
 
@@ -403,7 +415,8 @@ def render_sketch(p: FaceParams) -> np.ndarray:
   for _ in range(int(150 + 700 * darkness**1.5)):
     start = rng.uniform(lo, hi)
     direction = start - geo.crown
-    direction = direction / (np.linalg.norm(direction) + 1e-6) + rng.normal(0, 0.15, 2)
+    direction = direction / (np.linalg.norm(direction) + 1e-6)
+    direction = direction + rng.normal(0, 0.15, 2)
     length = rng.uniform(8, 25)
     mid = start + direction * length * 0.5 + rng.normal(0, 1.0, 2)
     stroke = np.stack([start, mid, start + direction * length])
@@ -421,7 +434,8 @@ def render_sketch(p: FaceParams) -> np.ndarray:
   _pencil(ldraw, geo.neck[[1, 2]], rng, contour + 30, 2, passes=1)
   _pencil(ldraw, geo.shoulders, rng, contour + 40, 2, passes=1)
   for hair in geo.hair[:-1]:
-    _pencil(ldraw, np.concatenate([hair, hair[:1]]), rng, contour, 2, passes=1, jitter=0.8)
+    closed = np.concatenate([hair, hair[:1]])
+    _pencil(ldraw, closed, rng, contour, 2, passes=1, jitter=0.8)
   body_mask = ImageChops.invert(ImageChops.lighter(head_mask, _mask(geo.hair[-1:])))
   sketch = ImageChops.darker(sketch, Image.composite(layer, white, body_mask))
 
@@ -429,20 +443,27 @@ def render_sketch(p: FaceParams) -> np.ndarray:
   # Only the lower head contour: the hair outlines the top.
   _pencil(draw, geo.head[30:67], rng, contour, 2)
   crown = geo.hair[-1]
-  _pencil(draw, np.concatenate([crown, crown[:1]]), rng, contour, 2, passes=1, jitter=0.8)
+  closed = np.concatenate([crown, crown[:1]])
+  _pencil(draw, closed, rng, contour, 2, passes=1, jitter=0.8)
   for eye, center in zip(geo.eyes, geo.eye_centers):
     _pencil(draw, eye[:16], rng, 40, 3)  # upper lid, dark
     _pencil(draw, eye[16:], rng, 120, 1, passes=1)
     r = geo.iris_radius
-    draw.polygon(_pts(_ellipse(*center, r, r * 0.9, n=16)), fill=int(90 + 60 * np.mean(p.iris) / 255))
+    iris_grey = int(90 + 60 * np.mean(p.iris) / 255)
+    draw.polygon(_pts(_ellipse(*center, r, r * 0.9, n=16)), fill=iris_grey)
     draw.polygon(_pts(_ellipse(*center, r * 0.45, r * 0.45, n=10)), fill=20)
+  brow_grey = int(180 - 120 * darkness)
   for brow in geo.brows:
-    for t in np.linspace(0, 1, int(6 + 2 * p.brow_thickness)):
-      i = min(int(t * (len(brow) - 1)), len(brow) - 2)
-      base = brow[i] + (brow[i + 1] - brow[i]) * (t * (len(brow) - 1) - i)
-      tip = base + np.array([np.sign(brow[-1, 0] - brow[0, 0]) * 3, -p.brow_thickness])
-      _pencil(draw, np.stack([base + [0, p.brow_thickness / 2], tip]), rng,
-              int(180 - 120 * darkness), 2, passes=1, jitter=0.3)
+    # Short slanted strokes along the brow, growing outwards.
+    along = np.linspace(0, len(brow) - 1, int(6 + 2 * p.brow_thickness))
+    bases = np.stack(
+        [np.interp(along, np.arange(len(brow)), brow[:, k]) for k in (0, 1)], 1
+    )
+    outward = np.sign(brow[-1, 0] - brow[0, 0])
+    half = p.brow_thickness / 2
+    for base in bases:
+      stroke = np.stack([base + [0, half], base + [outward * 3, -half]])
+      _pencil(draw, stroke, rng, brow_grey, 2, passes=1, jitter=0.3)
   _pencil(draw, geo.nose_side, rng, 130, 2, passes=1)
   _pencil(draw, geo.nose_base, rng, 110, 2, passes=1)
   for nostril in geo.nostrils:

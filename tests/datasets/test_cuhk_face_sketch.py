@@ -207,6 +207,19 @@ def test_missing_or_empty_manual_dir(tmp_path, make_dir):
   _assert_not_prepared(tmp_path / 'tfds')
 
 
+def test_load_source_missing_folder_hints_demo_data(fake_layout, tmp_path):
+  _break_missing_folder(fake_layout)
+  with pytest.raises(FileNotFoundError) as error:
+    f2s.datasets.load_source(
+        'cuhk_face_sketch', 'train', data_dir=str(tmp_path / 'tfds'),
+        manual_dir=str(fake_layout),
+    )
+  message = str(error.value)
+  assert 'CUHK_testing_cropped_sketches' in message
+  assert cuhk_face_sketch.MANUAL_DOWNLOAD_INSTRUCTIONS in message
+  assert 'synthetic_face_sketch' in message
+
+
 def test_default_cuhk_dir(monkeypatch):
   monkeypatch.delenv('F2S_CUHK_DIR', raising=False)
   repo = pathlib.Path(f2s.datasets.__file__).resolve().parents[2]
