@@ -120,9 +120,9 @@ class VectorQuantizerEMA(nn.Module):
 
   Dead codes: a code not chosen for `dead_code_steps` consecutive training
   steps (counted on the psum-ed counts) is set to a random encoder output of
-  the current (all-gathered) batch, drawn with the 'codebook' rng; its EMA
-  state is reset to cluster size 1 holding that vector, so it stays put until
-  chosen. The draw of replica 0 is used on every replica.
+  the current global batch, drawn with the 'codebook' rng (replica 0's draw is
+  used on every replica); its EMA state is reset to cluster size 1 holding that
+  vector, so it stays put until chosen.
 
   The loss is `commitment_cost * mean((sg(q) - z)^2)`; the codebook gets no
   gradient. perplexity / code_usage describe the local (per-replica) batch.
@@ -184,14 +184,7 @@ class VectorQuantizerEMA(nn.Module):
     """Re-initialise codes unused for `dead_code_steps` steps; returns how many."""
     steps = jnp.where(counts > 0, 0, unused.value + 1)
     dead = steps >= self.dead_code_steps
-    pool = flat
-    if self.axis_name is not None:
-      pool = jax.lax.all_gather(flat, self.axis_name, tiled=True)
-    pick = jax.random.randint(self.make_rng(CODEBOOK_RNG), (self.num_embeddings,),
-                              0, pool.shape[0])
-    if self.axis_name is not None:
-      pick = jax.lax.all_gather(pick, self.axis_name)[0]
-    fresh = pool[pick].T  # (D, K)
+    fresh = self._draw_batch_rows(flat)
     # Hidden values such that the debiased averages are cluster size 1, sum = fresh.
     scale = 1 - self.decay**cluster_n.value.astype(fresh.dtype)
     embeddings.value = jnp.where(dead[None, :], fresh, embeddings.value)
@@ -199,3 +192,25 @@ class VectorQuantizerEMA(nn.Module):
     dw.value = jnp.where(dead[None, :], fresh * scale, dw.value)
     unused.value = jnp.where(dead, 0, steps)
     return jnp.sum(dead.astype(jnp.int32))
+
+  def _draw_batch_rows(self, flat: jax.Array) -> jax.Array:
+    """(D, K): K rows drawn uniformly from the global batch with the 'codebook' rng.
+
+    Under `axis_name` the global batch is the concatenation of the replicas'
+    batches in axis order; replica 0's draw is used everywhere, and the rows are
+    assembled with psums (each row comes from one replica, the others add exact
+    zeros), so the result is identical on every replica and to the
+    single-device draw on the concatenated batch.
+    """
+    n = flat.shape[0]
+    if self.axis_name is None:
+      pick = jax.random.randint(self.make_rng(CODEBOOK_RNG), (self.num_embeddings,), 0, n)
+      return flat[pick].T
+    replica = jax.lax.axis_index(self.axis_name)
+    total = n * jax.lax.axis_size(self.axis_name)
+    pick = jax.random.randint(self.make_rng(CODEBOOK_RNG), (self.num_embeddings,), 0, total)
+    pick = jax.lax.psum(jnp.where(replica == 0, pick, 0), self.axis_name)
+    local = pick - replica * n
+    mine = (local >= 0) & (local < n)
+    rows = jnp.where(mine[:, None], flat[jnp.clip(local, 0, n - 1)], 0)
+    return jax.lax.psum(rows, self.axis_name).T
