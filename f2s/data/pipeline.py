@@ -53,7 +53,7 @@ def _sampler_seed(seed: int) -> int:
 
 
 class _ReadAndDrawAugmentation(grain.transforms.RandomMap):
-  """Keeps photo and sketch as uint8 and draws the example's augmentation."""
+  """Joins photo and sketch as uint8 and draws the example's augmentation."""
 
   def __init__(self, spec: DataSpec):
     self._spec = spec
@@ -61,8 +61,10 @@ class _ReadAndDrawAugmentation(grain.transforms.RandomMap):
   def random_map(self, record: dict[str, Any], rng: np.random.Generator,
                  ) -> dict[str, np.ndarray]:
     preprocess.check_record(record)
-    out = {'photo': np.asarray(record['photo']),
-           'sketch': np.asarray(record['sketch'])}
+    # One uint8 (250, 200, 4) array: a single copy to batch, and the warp
+    # then moves photo and sketch together.
+    out = {'pixels': np.concatenate(
+        [np.asarray(record['photo']), np.asarray(record['sketch'])], axis=-1)}
     if self._spec.augment:
       out['aug'] = preprocess.sample_augmentation(rng, self._spec)
     return out
@@ -75,8 +77,8 @@ class _PreprocessBatch(grain.transforms.Map):
     self._spec = spec
 
   def map(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-    return preprocess.preprocess_batch(
-        batch['photo'], batch['sketch'], self._spec, batch.get('aug'))
+    return preprocess.preprocess_pixels(batch['pixels'], self._spec,
+                                        batch.get('aug'))
 
 
 def make_train_loader(source: Sequence[dict[str, Any]], spec: DataSpec, *,

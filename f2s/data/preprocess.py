@@ -174,45 +174,42 @@ def _source_coords(out_start: int, out_len: int, in_len: int,
   return lo, hi, (src - lo).astype(np.float32)
 
 
-def warp(images: np.ndarray, params: np.ndarray,
+def warp(pixels: np.ndarray, params: np.ndarray,
          window: tuple[int, int, int, int]) -> np.ndarray:
   """Applies per-example [flip, shift_y, shift_x, scale] to uint8 (B, H, W, 4).
 
   Returns float32 (B, h, w, 4) for the output `window` (top, left, h, w) in
-  input coordinates, bilinearly interpolated. Speed: each pixel's 4 uint8
-  channels are gathered as one uint32, and the blend weights are laid out
-  along the contiguous (w * 4) axis (numpy broadcasts a trailing size-1 axis
-  slowly).
+  input coordinates, bilinearly interpolated. The warp is separable (no
+  rotation): whole rows are gathered and blended first (cheap, contiguous),
+  then columns, gathering each pixel's 4 float32 channels as one 16-byte
+  element. Weights lie along contiguous axes: numpy broadcasts a trailing
+  size-1 axis slowly.
   """
-  b, in_h, in_w, channels = images.shape
-  if images.dtype != np.uint8 or channels != 4:
-    raise ValueError(f'warp: expected uint8 (B, H, W, 4), got {images.dtype} '
-                     f'{images.shape}.')
+  b, in_h, in_w, channels = pixels.shape
+  if pixels.dtype != np.uint8 or channels != 4:
+    raise ValueError(f'warp: expected uint8 (B, H, W, 4), got {pixels.dtype} '
+                     f'{pixels.shape}.')
   top, left, h, w = window
   flip, shift_y, shift_x, scale = params.T
   y0, y1, wy = _source_coords(top, h, in_h, shift_y, scale)
   x0, x1, wx = _source_coords(left, w, in_w, shift_x, scale, flip)
-  pixels = np.ascontiguousarray(images).view(np.uint32)[..., 0]
-  batch = np.arange(b)[:, None, None]
+  batch = np.arange(b)[:, None]
+  rows = pixels[batch, y0].astype(np.float32)
+  lower = pixels[batch, y1].astype(np.float32)
+  lower -= rows
+  lower *= wy[:, :, None, None]
+  rows += lower
+  as_pixels = rows.view(np.complex128)[..., 0]
 
-  def corner(ys, xs):
-    gathered = pixels[batch, ys[:, :, None], xs[:, None, :]]
-    return gathered.view(np.uint8).reshape(b, h, w * 4).astype(np.float32)
+  def columns(xs):
+    gathered = np.take_along_axis(as_pixels, xs[:, None, :], axis=2)
+    return gathered.view(np.float32).reshape(b, h, w * 4)
 
-  wx = np.repeat(wx, 4, axis=1)[:, None, :]
-  wy = wy[:, :, None]
-  upper, right = corner(y0, x0), corner(y0, x1)
-  right -= upper
-  right *= wx
-  upper += right
-  lower, right = corner(y1, x0), corner(y1, x1)
-  right -= lower
-  right *= wx
-  lower += right
-  lower -= upper
-  lower *= wy
-  upper += lower
-  return upper.reshape(b, h, w, 4)
+  out, right = columns(x0), columns(x1)
+  right -= out
+  right *= np.repeat(wx, 4, axis=1)[:, None, :]
+  out += right
+  return out.reshape(b, h, w, 4)
 
 
 def check_record(record: Mapping[str, Any]) -> None:
@@ -227,24 +224,24 @@ def check_record(record: Mapping[str, Any]) -> None:
           f'{value.dtype} {value.shape} (name {record.get("name")!r}).')
 
 
-def preprocess_batch(photo: np.ndarray, sketch: np.ndarray, spec: DataSpec,
-                     aug_params: np.ndarray | None = None,
-                     ) -> dict[str, np.ndarray]:
-  """uint8 photo (B, 250, 200, 3) and sketch (B, 250, 200, 1) -> model batch.
+def preprocess_pixels(pixels: np.ndarray, spec: DataSpec,
+                      aug_params: np.ndarray | None = None,
+                      ) -> dict[str, np.ndarray]:
+  """uint8 (B, 250, 200, 4) photo + sketch channels -> model batch.
 
   Returns float32 `photo` (B, H, W, 3) and `sketch` (B, H, W, C) in the value
   range, with (H, W, C) set by the protocol. `aug_params` (B, 4) from
-  `sample_augmentation` warps photo and sketch identically; None skips it.
+  `sample_augmentation` warps photo and sketch identically (they are one
+  array); None skips augmentation.
   """
   top, left, h, w = window = _window(spec)
   if aug_params is None:
-    photo = to_value_range(photo[:, top:top + h, left:left + w], spec.value_range)
-    sketch = to_value_range(
-        sketch[:, top:top + h, left:left + w], spec.value_range)
+    both = to_value_range(pixels[:, top:top + h, left:left + w],
+                          spec.value_range)
   else:
-    both = warp(np.concatenate([photo, sketch], axis=-1), aug_params, window)
-    both = to_value_range(both, spec.value_range, in_place=True)
-    photo, sketch = both[..., :3], both[..., 3:]
+    both = to_value_range(warp(pixels, aug_params, window), spec.value_range,
+                          in_place=True)
+  photo, sketch = both[..., :3], both[..., 3:]
   if spec.protocol == 'casq':
     sketch = np.repeat(sketch, 3, axis=-1)
   else:
@@ -252,3 +249,14 @@ def preprocess_batch(photo: np.ndarray, sketch: np.ndarray, spec: DataSpec,
     sketch = pad_to_shape(sketch, spec.pad_to)
   return {'photo': np.ascontiguousarray(photo),
           'sketch': np.ascontiguousarray(sketch)}
+
+
+def preprocess_batch(photo: np.ndarray, sketch: np.ndarray, spec: DataSpec,
+                     aug_params: np.ndarray | None = None,
+                     ) -> dict[str, np.ndarray]:
+  """uint8 photo (B, 250, 200, 3) and sketch (B, 250, 200, 1) -> model batch.
+
+  See `preprocess_pixels`.
+  """
+  return preprocess_pixels(np.concatenate([photo, sketch], axis=-1), spec,
+                           aug_params)
