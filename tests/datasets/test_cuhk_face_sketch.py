@@ -2,6 +2,7 @@
 
 import os
 import pathlib
+import shutil
 
 import numpy as np
 import pytest
@@ -160,9 +161,15 @@ def _break_empty_folder(root):
   return 'CUHK_testing_cropped_photos', 'no images'
 
 
+def _break_zip(root):
+  shutil.rmtree(root / 'CUHK_training_cropped_photos')
+  (root / 'CUHK_training_cropped_photos.zip').write_bytes(b'not a zip')
+  return 'CUHK_training_cropped_photos.zip', 'not a readable zip file'
+
+
 @pytest.mark.parametrize('break_layout', [
     _break_missing_folder, _break_photo_without_sketch, _break_sketch_without_photo,
-    _break_undecodable, _break_size, _break_empty_folder,
+    _break_undecodable, _break_size, _break_empty_folder, _break_zip,
 ])
 def test_bad_layout_stops_build_naming_the_path(fake_layout, tmp_path, break_layout):
   where, expected = break_layout(fake_layout)
