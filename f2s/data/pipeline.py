@@ -133,6 +133,8 @@ def eval_batches(source: Sequence[dict[str, Any]], config: Any, *,
   batch_size // process_count of them, so all processes yield the same number
   of batches. Rows past the end of the split are zeros with `mask` 0; real
   rows have `mask` 1. Batches are as in `train_loader` plus `mask` float32 (B,).
+  Raises ValueError, as `train_loader`, when batch_size does not split evenly
+  over the devices. `process_index` / `process_count` default to JAX's.
   """
   spec = preprocess.spec_from_config(config.data)
   process_index = jax.process_index() if process_index is None else process_index
