@@ -102,8 +102,10 @@ def _mean_metrics(fetched: list[tuple[int, dict]]) -> dict[str, float]:
 
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
                        sources: tuple[Any, Any] | None = None
-                       ) -> dict[str, float]:
-  """Trains (resuming from workdir's latest checkpoint); returns final eval.
+                       ) -> tuple[state_lib.TrainState, dict[str, float]]:
+  """Trains (resuming from workdir's latest checkpoint).
+
+  Returns the final state and its evaluation metrics.
 
   `sources` = (train, test) random-access sources; default: the config's
   data set via `f2s.datasets.load_source`.
@@ -177,7 +179,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
   if is_main:
     print(f'final ({config.model.name}/{config.model.variant}, step '
           f'{int(jax.device_get(state.step))}): ' + _format(eval_metrics))
-  return eval_metrics
+  return state, eval_metrics
 
 
 def evaluate_checkpoint(config: ml_collections.ConfigDict, workdir: str, *,

@@ -92,8 +92,8 @@ def test_incompatible_workdir_is_refused(tmp_path):
 
 def test_eval_mode_reads_best_checkpoint(tmp_path):
   config = _config(num_steps=2)
-  trained = loop.train_and_evaluate(config, str(tmp_path),
-                                    sources=(TRAIN, TEST))
+  _, trained = loop.train_and_evaluate(config, str(tmp_path),
+                                       sources=(TRAIN, TEST))
   again = loop.evaluate_checkpoint(config, str(tmp_path), test_source=TEST)
   assert again['ssim'] == pytest.approx(trained['ssim'], rel=1e-6)
 
