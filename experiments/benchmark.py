@@ -1,0 +1,321 @@
+"""Throughput of the jitted train and eval steps of each model, as configured.
+
+  python experiments/benchmark.py                       # dae, vae, casq
+  python experiments/benchmark.py --models=casq --steps=20 --torch
+
+For each model (configs/<model>.py with the chosen preset, default
+'synthetic'): compile time, images/s of the train and eval steps (median over
+`--steps` timed steps after `--warmup` steps), XLA's FLOPs per step (cost
+analysis of the compiled step), and peak memory (the device's
+peak_bytes_in_use where JAX reports it, else the process's max RSS; each model
+runs in its own subprocess so the figures do not mix). Batches are random
+arrays of the protocol's shape: this measures the steps, not the input
+pipeline. `--torch` adds the CASQ paper network's train step in PyTorch eager
+on the same machine (torch is imported only in that mode; it is no
+dependency of f2s). Prints a table and writes JSON to --out.
+"""
+import argparse
+import importlib.util
+import json
+import os
+import platform
+import resource
+import statistics
+import subprocess
+import sys
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+MODELS = ('dae', 'vae', 'casq')
+
+
+def load_config(name: str, preset: str):
+  path = os.path.join(ROOT, 'configs', f'{name}.py')
+  spec = importlib.util.spec_from_file_location(f'config_{name}', path)
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  return module.get_config(preset)
+
+
+def _flops(compiled) -> float | None:
+  cost = compiled.cost_analysis()
+  if isinstance(cost, (list, tuple)):  # older JAX: one dict per computation
+    cost = cost[0] if cost else None
+  return float(cost['flops']) if cost and 'flops' in cost else None
+
+
+def _time_steps(fn, state, batch, warmup: int, steps: int, carry_state: bool):
+  """Median seconds per call; `fn` returns (state, out) when carry_state."""
+  import jax
+  times = []
+  for i in range(warmup + steps):
+    start = time.perf_counter()
+    out = fn(state, batch)
+    jax.block_until_ready(out)
+    if carry_state:
+      state = out[0]
+    if i >= warmup:
+      times.append(time.perf_counter() - start)
+  return statistics.median(times), state
+
+
+def _peak_memory() -> dict:
+  import jax
+  stats = jax.devices()[0].memory_stats() or {}
+  if 'peak_bytes_in_use' in stats:
+    return {'peak_memory_bytes': int(stats['peak_bytes_in_use']),
+            'peak_memory_kind': 'device peak_bytes_in_use'}
+  # Linux reports ru_maxrss in KiB.
+  return {'peak_memory_bytes':
+          resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
+          'peak_memory_kind': 'process max RSS'}
+
+
+def bench_jax(name: str, preset: str, batch_size: int | None, warmup: int,
+              steps: int) -> dict:
+  """One model's figures (run in a fresh process for a clean peak memory)."""
+  import jax
+  import numpy as np
+  from f2s import models
+  from f2s.training import evaluate as evaluate_lib
+  from f2s.training import loop, state as state_lib, step as step_lib
+  from f2s.training.validate import validate_config
+
+  config = load_config(name, preset)
+  if batch_size:
+    config.train.global_batch_size = config.eval.batch_size = batch_size
+  validate_config(config, jax.device_count(), jax.process_count())
+  batch_size = config.train.global_batch_size
+  out_shape = loop.image_shape(config.data)
+  mesh = step_lib.make_mesh()
+  model = models.build_model(config.model, out_shape, axis_name=step_lib.AXIS)
+  tx = state_lib.make_optimizer(config.train)
+  state = step_lib.replicate(state_lib.create_train_state(
+      model, tx, (1, *out_shape[:2], 3), config.seed), mesh)
+  n_params = sum(int(np.prod(p.shape)) for p in jax.tree.leaves(state.params))
+  rng = np.random.default_rng(0)
+  local = {
+      'photo': rng.uniform(0, 1, (batch_size, *out_shape[:2], 3)),
+      'sketch': rng.uniform(0, 1, (batch_size, *out_shape)),
+      'mask': np.ones((batch_size,)),
+  }
+  local = {k: v.astype(np.float32) for k, v in local.items()}
+  train_batch = step_lib.global_batch(local, mesh, ('photo', 'sketch'))
+  eval_batch = step_lib.global_batch(local, mesh, ('photo', 'sketch', 'mask'))
+
+  train_step = step_lib.data_parallel(step_lib.make_train_step(
+      model, tx, terms=dict(config.loss.terms),
+      kl_weight=float(config.loss.kl_weight),
+      value_range=config.data.value_range), mesh)
+  start = time.perf_counter()
+  train_compiled = train_step.lower(state, train_batch).compile()
+  train_compile_s = time.perf_counter() - start
+  eval_step = evaluate_lib.data_parallel_eval(model, config.data, mesh)
+  start = time.perf_counter()
+  eval_compiled = eval_step.lower(state, eval_batch).compile()
+  eval_compile_s = time.perf_counter() - start
+
+  train_s, state = _time_steps(train_compiled, state, train_batch, warmup,
+                               steps, carry_state=True)
+  eval_s, _ = _time_steps(eval_compiled, state, eval_batch, warmup, steps,
+                          carry_state=False)
+  return {
+      'framework': 'jax', 'model': f'{name}/{config.model.variant}',
+      'preset': preset, 'protocol': config.data.protocol,
+      'image_shape': list(out_shape), 'batch_size': batch_size,
+      'params': n_params, 'devices': jax.device_count(),
+      'device_kind': jax.devices()[0].device_kind,
+      'train_compile_s': train_compile_s, 'eval_compile_s': eval_compile_s,
+      'train_step_s': train_s, 'train_images_per_s': batch_size / train_s,
+      'eval_step_s': eval_s, 'eval_images_per_s': batch_size / eval_s,
+      'train_flops_per_step': _flops(train_compiled),
+      'eval_flops_per_step': _flops(eval_compiled),
+      **_peak_memory(),
+  }
+
+
+def bench_torch(preset: str, batch_size: int | None, warmup: int,
+                steps: int) -> dict:
+  """The CASQ paper network's train step in PyTorch eager (CPU).
+
+  Same layers and sizes as f2s.models' casq/paper: three conv3x3+ReLU+pool
+  stages (64, 32, 16), SAGAN attention, 1x1 conv to the 32-d codes, an EMA
+  vector quantizer of 128 codes (dead-code resets left out), three
+  upsample+conv3x3+ReLU stages (16, 32, 64), a 3x3 head; BCE + commitment
+  loss, Adam.
+  """
+  import torch
+  from torch import nn
+  import torch.nn.functional as F
+
+  config = load_config('casq', preset)
+  if batch_size:
+    config.train.global_batch_size = batch_size
+  batch_size = config.train.global_batch_size
+  m = config.model
+  if m.variant != 'paper' or m.block != 'plain' or m.num_groups:
+    raise ValueError('--torch mirrors casq/paper (plain blocks, no norm) only')
+  torch.manual_seed(0)
+
+  class Attention(nn.Module):
+    def __init__(self, c):
+      super().__init__()
+      ck, cv = max(c // 8, 1), max(c // 2, 1)
+      self.q, self.k = nn.Conv2d(c, ck, 1), nn.Conv2d(c, ck, 1)
+      self.v, self.o = nn.Conv2d(c, cv, 1), nn.Conv2d(cv, c, 1)
+      self.gamma = nn.Parameter(torch.zeros(()))
+
+    def forward(self, x):
+      b, c, h, w = x.shape
+      q = self.q(x).flatten(2).transpose(1, 2)
+      k = self.k(x).flatten(2)
+      v = self.v(x).flatten(2).transpose(1, 2)
+      attn = torch.softmax(q @ k, dim=-1)
+      o = (attn @ v).transpose(1, 2).reshape(b, -1, h, w)
+      return x + self.gamma * self.o(o)
+
+  class Casq(nn.Module):
+    def __init__(self):
+      super().__init__()
+      chans = [3, *m.features]
+      self.enc = nn.ModuleList(nn.Conv2d(a, b, 3, padding=1)
+                               for a, b in zip(chans[:-1], chans[1:]))
+      self.attn = Attention(m.features[-1]) if m.attention else nn.Identity()
+      self.pre_vq = nn.Conv2d(m.features[-1], m.embedding_dim, 1)
+      dchans = [m.embedding_dim, *m.decoder_features]
+      self.dec = nn.ModuleList(nn.Conv2d(a, b, 3, padding=1)
+                               for a, b in zip(dchans[:-1], dchans[1:]))
+      self.head = nn.Conv2d(m.decoder_features[-1], 3, 3, padding=1)
+      self.register_buffer('codebook',
+                           torch.randn(m.num_embeddings, m.embedding_dim))
+      self.register_buffer('cluster', torch.zeros(m.num_embeddings))
+      self.register_buffer('dw', torch.zeros(m.num_embeddings,
+                                             m.embedding_dim))
+
+    def forward(self, x):
+      for conv in self.enc:
+        x = F.max_pool2d(F.relu(conv(x)), 2)
+      z = self.pre_vq(self.attn(x))
+      flat = z.permute(0, 2, 3, 1).reshape(-1, m.embedding_dim)
+      idx = torch.cdist(flat, self.codebook).argmin(1)
+      q = self.codebook[idx]
+      with torch.no_grad():
+        onehot = F.one_hot(idx, m.num_embeddings).type(flat.dtype)
+        self.cluster.mul_(m.decay).add_(onehot.sum(0), alpha=1 - m.decay)
+        self.dw.mul_(m.decay).add_(onehot.T @ flat, alpha=1 - m.decay)
+        n = self.cluster.sum()
+        size = (self.cluster + m.epsilon) / (n + m.num_embeddings * m.epsilon)
+        self.codebook.copy_(self.dw / (size * n).unsqueeze(1))
+      vq_loss = m.commitment_cost * F.mse_loss(flat, q.detach())
+      q = flat + (q - flat).detach()
+      h = q.reshape(z.shape[0], z.shape[2], z.shape[3], -1).permute(0, 3, 1, 2)
+      for conv in self.dec:
+        h = F.relu(conv(F.interpolate(h, scale_factor=2, mode='nearest')))
+      return self.head(h), vq_loss
+
+  net = Casq()
+  opt = torch.optim.Adam(net.parameters(), lr=config.train.learning_rate)
+  photo = torch.rand(batch_size, 3, 200, 200)
+  sketch = torch.rand(batch_size, 3, 200, 200)
+
+  def step():
+    opt.zero_grad(set_to_none=True)
+    logits, vq_loss = net(photo)
+    loss = F.binary_cross_entropy_with_logits(logits, sketch) + vq_loss
+    loss.backward()
+    opt.step()
+
+  times = []
+  for i in range(warmup + steps):
+    start = time.perf_counter()
+    step()
+    if i >= warmup:
+      times.append(time.perf_counter() - start)
+  train_s = statistics.median(times)
+  return {
+      'framework': f'torch {torch.__version__} eager', 'model': 'casq/paper',
+      'preset': preset, 'protocol': 'casq', 'image_shape': [200, 200, 3],
+      'batch_size': batch_size,
+      'params': sum(p.numel() for p in net.parameters()),
+      'devices': 1, 'device_kind': 'cpu', 'threads': torch.get_num_threads(),
+      'train_step_s': train_s, 'train_images_per_s': batch_size / train_s,
+      'peak_memory_bytes':
+          resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
+      'peak_memory_kind': 'process max RSS',
+  }
+
+
+def _in_subprocess(args: argparse.Namespace, which: str) -> dict:
+  cmd = [sys.executable, os.path.abspath(__file__), f'--single={which}',
+         f'--preset={args.preset}', f'--warmup={args.warmup}',
+         f'--steps={args.steps}']
+  if args.batch_size:
+    cmd.append(f'--batch_size={args.batch_size}')
+  env = dict(os.environ, PYTHONPATH=ROOT + os.pathsep +
+             os.environ.get('PYTHONPATH', ''))
+  result = subprocess.run(cmd, env=env, capture_output=True, text=True)
+  if result.returncode:
+    raise RuntimeError(f'benchmark of {which} failed:\n{result.stderr[-3000:]}')
+  return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def _table(rows: list[dict]) -> str:
+  def fmt(value, spec):
+    return '-' if value is None else format(value, spec)
+  lines = [f'{"model":<12} {"framework":<22} {"batch":>5} {"params":>9} '
+           f'{"compile s":>9} {"train img/s":>11} {"eval img/s":>10} '
+           f'{"GFLOP/step":>10} {"peak MiB":>9}']
+  for r in rows:
+    flops = r.get('train_flops_per_step')
+    lines.append(
+        f'{r["model"]:<12} {r["framework"]:<22} {r["batch_size"]:>5} '
+        f'{r["params"]:>9} {fmt(r.get("train_compile_s"), ".2f"):>9} '
+        f'{r["train_images_per_s"]:>11.1f} '
+        f'{fmt(r.get("eval_images_per_s"), ".1f"):>10} '
+        f'{fmt(flops and flops / 1e9, ".2f"):>10} '
+        f'{r["peak_memory_bytes"] / 2**20:>9.0f}')
+  return '\n'.join(lines)
+
+
+def main() -> None:
+  parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+  parser.add_argument('--models', default=','.join(MODELS),
+                      help='comma-separated subset of ' + ','.join(MODELS))
+  parser.add_argument('--preset', default='synthetic',
+                      help='config argument (data preset), e.g. cuhk_standard')
+  parser.add_argument('--batch_size', type=int, default=None,
+                      help='global batch size (default: the config\'s)')
+  parser.add_argument('--warmup', type=int, default=3)
+  parser.add_argument('--steps', type=int, default=10)
+  parser.add_argument('--torch', action='store_true',
+                      help='also time the CASQ paper network in PyTorch eager')
+  parser.add_argument('--out', default=os.path.join(ROOT, 'runs',
+                                                    'benchmark.json'))
+  parser.add_argument('--single', default=None, help=argparse.SUPPRESS)
+  args = parser.parse_args()
+  if args.single:
+    if args.single == 'torch':
+      row = bench_torch(args.preset, args.batch_size, args.warmup, args.steps)
+    else:
+      row = bench_jax(args.single, args.preset, args.batch_size, args.warmup,
+                      args.steps)
+    print(json.dumps(row))
+    return
+  names = [n for n in args.models.split(',') if n]
+  unknown = sorted(set(names) - set(MODELS))
+  if unknown:
+    parser.error(f'unknown model(s) {unknown}; expected from {MODELS}')
+  rows = [_in_subprocess(args, name) for name in names]
+  if args.torch:
+    rows.append(_in_subprocess(args, 'torch'))
+  print(_table(rows))
+  os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
+  with open(args.out, 'w') as f:
+    json.dump({'machine': platform.platform(), 'cpu_count': os.cpu_count(),
+               'warmup': args.warmup, 'steps': args.steps, 'results': rows},
+              f, indent=2)
+  print(f'wrote {args.out}')
+
+
+if __name__ == '__main__':
+  main()
