@@ -174,7 +174,7 @@ class VectorQuantizerEMA(nn.Module):
         codes_reset = self._reset_dead_codes(flat_sg, counts, embeddings, cluster,
                                              cluster_n, dw, unused)
 
-    return VQOutput(quantize=straight_through(z, q), codes=q,
+    return VQOutput(quantize=straight_through(z, q), codes=jax.lax.stop_gradient(q),
                     loss=self.commitment_cost * jnp.mean((jax.lax.stop_gradient(q) - z)**2),
                     perplexity=perplexity, code_usage=usage, codes_reset=codes_reset,
                     encoding_indices=idx.reshape(z.shape[:-1]))

@@ -99,7 +99,7 @@ def test_default_config_roundtrip_and_overrides():
   cfg.embedding_dim = 8
   model = build_model(cfg, (32, 16, 1))
   assert model.features == (8, 8, 8)
-  variables = model.init(_rngs(), jnp.zeros((2, 32, 16, 3)))
+  variables = jax.eval_shape(model.init, _rngs(), jnp.zeros((2, 32, 16, 3)))
   assert variables['vq_ema']['vq']['embeddings'].shape == (8, 512)
   # A partial config takes the missing knobs from the variant's defaults.
   import ml_collections
@@ -143,13 +143,14 @@ def test_vae_sampling_uses_sample_rng_and_eval_uses_mean():
   cfg.features, cfg.latent_channels, cfg.num_groups = (4, 4, 4), 2, 2
   model = build_model(cfg, (16, 16, 1))
   x = jax.random.uniform(jax.random.key(0), (2, 16, 16, 3))
-  variables = model.init(_rngs(), x)
-  ev1, _ = model.apply(variables, x, train=False)
-  ev2, _ = model.apply(variables, x, train=False, rngs={'sample': jax.random.key(9)})
+  variables = jax.jit(model.init)(_rngs(), x)
+  apply = jax.jit(model.apply, static_argnames='train')
+  ev1, _ = apply(variables, x, train=False)
+  ev2, _ = apply(variables, x, train=False, rngs={'sample': jax.random.key(9)})
   np.testing.assert_array_equal(ev1, ev2)
-  tr1, aux1 = model.apply(variables, x, train=True, rngs={'sample': jax.random.key(1)})
-  tr1b, _ = model.apply(variables, x, train=True, rngs={'sample': jax.random.key(1)})
-  tr2, _ = model.apply(variables, x, train=True, rngs={'sample': jax.random.key(2)})
+  tr1, aux1 = apply(variables, x, train=True, rngs={'sample': jax.random.key(1)})
+  tr1b, _ = apply(variables, x, train=True, rngs={'sample': jax.random.key(1)})
+  tr2, _ = apply(variables, x, train=True, rngs={'sample': jax.random.key(2)})
   np.testing.assert_array_equal(tr1, tr1b)
   assert not np.allclose(tr1, tr2) and not np.allclose(tr1, ev1)
   assert float(aux1['kl_loss']) >= 0
