@@ -4,6 +4,7 @@ from typing import Sequence
 
 import flax.linen as nn
 import jax
+import jax.numpy as jnp
 
 from f2s.models.attention import SelfAttention
 from f2s.models.common import check_io
@@ -68,5 +69,5 @@ class CASQ(nn.Module):
     logits = ConvDecoder(self.decoder_features, self.out_shape[-1], self.block,
                          self.num_groups, name='decoder')(h)
     aux = {'vq_loss': vq.loss, 'perplexity': vq.perplexity, 'code_usage': vq.code_usage,
-           'codes_reset': vq.codes_reset.astype(jax.numpy.float32)}
+           'codes_reset': vq.codes_reset.astype(jnp.float32)}
     return logits, aux

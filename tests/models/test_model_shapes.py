@@ -3,6 +3,7 @@
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
+import ml_collections
 import numpy as np
 import pytest
 
@@ -102,7 +103,6 @@ def test_default_config_roundtrip_and_overrides():
   variables = jax.eval_shape(model.init, _rngs(), jnp.zeros((2, 32, 16, 3)))
   assert variables['vq_ema']['vq']['embeddings'].shape == (8, 512)
   # A partial config takes the missing knobs from the variant's defaults.
-  import ml_collections
   partial = ml_collections.ConfigDict({'name': 'vae', 'variant': 'paper', 'latent_dim': 2})
   assert build_model(partial, (8, 8, 1)).hidden == (128, 64, 32)
 
@@ -113,7 +113,6 @@ def test_default_config_roundtrip_and_overrides():
     ({'widths': 3}, r"Unexpected knob\(s\) \['widths'\]"),
 ])
 def test_registry_errors(change, match):
-  import ml_collections
   cfg = ml_collections.ConfigDict(dict(default_config('casq', 'paper')))
   for k, v in change.items():
     cfg[k] = v
