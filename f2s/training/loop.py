@@ -39,11 +39,15 @@ class Experiment:
   manager: ocp.CheckpointManager
 
 
-def build_experiment(config: ml_collections.ConfigDict,
-                     workdir: str) -> Experiment:
-  """Validates the config and workdir; builds mesh, model, state and steps."""
+def check_run(config: ml_collections.ConfigDict, workdir: str) -> None:
+  """Validates the config and refuses an incompatible workdir."""
   validate_config(config, jax.device_count(), jax.process_count())
   checkpoints.check_workdir(workdir, config)
+
+
+def build_experiment(config: ml_collections.ConfigDict,
+                     workdir: str) -> Experiment:
+  """Builds mesh, model, state, steps and checkpoint manager (see check_run)."""
   mesh = step_lib.make_mesh()
   out_shape = image_shape(config.data)
   model = models.build_model(config.model, out_shape, axis_name=step_lib.AXIS)
@@ -114,11 +118,12 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
   eval.every_steps and at the end. A non-finite loss raises
   FloatingPointError before anything of that state is saved.
   """
-  exp = build_experiment(config, workdir)
+  check_run(config, workdir)
   if sources is None:
     sources = (load_split(config, config.data.train_split),
                load_split(config, config.data.test_split))
   train_source, test_source = sources
+  exp = build_experiment(config, workdir)
   iterator = iter(pipeline.train_loader(
       train_source, config, seed=config.seed,
       global_batch_size=config.train.global_batch_size))
@@ -185,6 +190,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
 def evaluate_checkpoint(config: ml_collections.ConfigDict, workdir: str, *,
                         test_source: Any = None) -> dict[str, float]:
   """Evaluates workdir's best (or latest, per eval.restore) checkpoint."""
+  check_run(config, workdir)
   exp = build_experiment(config, workdir)
   manager = exp.manager
   step = (manager.best_step() if config.eval.restore == 'best' else None)

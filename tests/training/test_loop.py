@@ -21,6 +21,7 @@ def _config(name='casq', **train):
 
 
 def _params(workdir, config, step=None):
+  loop.check_run(config, workdir)
   exp = loop.build_experiment(config, workdir)
   state = checkpoints.restore(exp.manager, exp.state, None, step)
   exp.manager.close()
