@@ -141,7 +141,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
   eval_metrics = None
   bar = tqdm.tqdm(total=num_steps, initial=start, disable=not is_main,
                   desc='train', unit='step', dynamic_ncols=True)
-  if start:
+  if start and is_main:
     bar.write(f'resumed from {workdir} at step {start}')
   try:
     for step in range(start + 1, num_steps + 1):
@@ -170,7 +170,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
         eval_metrics, samples = run_evaluation(
             exp, state, test_source, config.eval.num_samples)
         _write_eval(writer, exp, step, eval_metrics, samples)
-        bar.write(f'step {step}: ' + _format(eval_metrics))
+        if is_main:
+          bar.write(f'step {step}: ' + _format(eval_metrics))
       if save_now:
         checkpoints.save(exp.manager, state, iterator, eval_metrics)
       if eval_now or save_now:  # keep images/s to training time

@@ -116,3 +116,13 @@ def test_bad_config_values_are_named(tmp_path):
   config.model.name = 'gan'
   with pytest.raises(ValueError, match='gan'):
     loop.train_and_evaluate(config, str(tmp_path), sources=(TRAIN, TEST))
+
+
+def test_non_finite_loss_stops_and_keeps_last_good_checkpoint(tmp_path):
+  # A step of size 1e30 makes the next forward pass overflow.
+  config = _config(num_steps=5, learning_rate=1e30, grad_clip_norm=0.0)
+  config.checkpoint.every_steps = 1
+  with pytest.raises(FloatingPointError, match='step 2'):
+    loop.train_and_evaluate(config, str(tmp_path), sources=(TRAIN, TEST))
+  assert [s for s in os.listdir(tmp_path / 'checkpoints') if s.isdigit()] == [
+      '1']
