@@ -24,7 +24,6 @@ from f2s.training import losses, step as step_lib
 from f2s.training.state import TrainState
 
 EVAL_KEYS = ('photo', 'sketch', 'mask')
-SUM_KEYS = ('ssim', 'mse', 'psnr')
 
 
 def make_eval_step(model: nn.Module, data_cfg: ml_collections.ConfigDict,
