@@ -1,6 +1,7 @@
 """CASQ (self-attentive VQ autoencoder), the study's sizes.
 
 --config=configs/casq.py:synthetic | :cuhk_casq | :cuhk_standard | :tiny
+(append ,default for the wider residual variant: configs/casq.py:cuhk_casq,default)
 """
 import importlib.util
 import os
@@ -20,7 +21,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   default = _default()
   config = default.model_config('casq', 'paper', arg)
   config.train.learning_rate = 1e-3
-  if arg == 'tiny':
+  if arg == 'tiny':  # the tiny sizes of the paper variant
     config.model.update(features=(8, 8, 8), decoder_features=(8, 8, 8),
                         embedding_dim=8, num_embeddings=16, attention=False)
   return config

@@ -1,6 +1,7 @@
-"""Convolutional denoising autoencoder baseline.
+"""Deep autoencoder baseline, convolutional variant.
 
 --config=configs/dae.py:synthetic | :cuhk_casq | :cuhk_standard | :tiny
+(append ,paper for the study's dense sizes: configs/dae.py:cuhk_casq,paper)
 """
 import importlib.util
 import os
@@ -19,6 +20,6 @@ def _default():
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   default = _default()
   config = default.model_config('dae', 'conv', arg)
-  if arg == 'tiny':
+  if arg == 'tiny':  # the tiny sizes of the conv variant
     config.model.update(features=(8, 8, 8), latent_channels=4, num_groups=4)
   return config

@@ -1,6 +1,7 @@
 """Convolutional variational autoencoder baseline (KL weighted by loss.kl_weight).
 
 --config=configs/vae.py:synthetic | :cuhk_casq | :cuhk_standard | :tiny
+(append ,paper for the study's dense sizes: configs/vae.py:cuhk_casq,paper)
 """
 import importlib.util
 import os
@@ -20,6 +21,6 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   default = _default()
   config = default.model_config('vae', 'conv', arg)
   config.loss.kl_weight = 1e-3
-  if arg == 'tiny':
+  if arg == 'tiny':  # the tiny sizes of the conv variant
     config.model.update(features=(8, 8, 8), latent_channels=4, num_groups=4)
   return config

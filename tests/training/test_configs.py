@@ -24,3 +24,26 @@ def test_shipped_configs_validate(name, arg):
 def test_unknown_preset_is_named():
   with pytest.raises(ValueError, match="'huge'"):
     load_config('casq', 'huge')
+
+
+@pytest.mark.parametrize('name,arg,variant', [
+    ('dae', 'cuhk_casq,paper', 'paper'), ('vae', 'synthetic,paper', 'paper'),
+    ('casq', 'cuhk_standard,default', 'default'), ('casq', 'tiny', 'paper')])
+def test_config_argument_selects_variant(name, arg, variant):
+  config = load_config(name, arg)
+  validate_config(config, device_count=1)
+  assert config.model.variant == variant
+  assert config.data.protocol == ('standard' if 'standard' in arg else 'casq')
+  models.build_model(config.model, loop.image_shape(config.data))
+
+
+def test_unknown_variant_is_named():
+  with pytest.raises(ValueError, match="'huge'"):
+    load_config('dae', 'synthetic,huge')
+
+
+def test_presets_set_their_schedule():
+  assert load_config('casq', 'synthetic').train.num_steps == 600
+  assert load_config('casq', 'cuhk_casq').train.num_steps == 3000
+  tiny = load_config('dae', 'tiny')
+  assert (tiny.train.num_steps, tiny.train.global_batch_size) == (20, 4)
