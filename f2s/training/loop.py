@@ -10,6 +10,7 @@ import numpy as np
 import orbax.checkpoint as ocp
 import tqdm
 from flax import linen as nn
+from jax.experimental import multihost_utils
 from jax.sharding import Mesh
 
 from f2s import models
@@ -72,12 +73,25 @@ def build_experiment(config: ml_collections.ConfigDict,
 
 
 def load_split(config: ml_collections.ConfigDict, split: str) -> Any:
+  """The split's random-access source, building the data set if needed.
+
+  With several processes, process 0 loads (and so builds) first and the
+  others wait for it: processes sharing a data_dir never build it at once.
+  """
   # Imported here: the TFDS builders are only needed once data is read.
   from f2s.datasets import load_source
-  return load_source(config.data.dataset, split,
-                     data_dir=config.data.data_dir,
-                     builder_config=config.data.builder_config,
-                     manual_dir=config.data.manual_dir)
+
+  def load():
+    return load_source(config.data.dataset, split,
+                       data_dir=config.data.data_dir,
+                       builder_config=config.data.builder_config,
+                       manual_dir=config.data.manual_dir)
+
+  if jax.process_count() == 1:
+    return load()
+  source = load() if jax.process_index() == 0 else None
+  multihost_utils.sync_global_devices(f'f2s: {split} split prepared')
+  return load() if source is None else source
 
 
 def run_evaluation(exp: Experiment, state: state_lib.TrainState,

@@ -17,11 +17,9 @@ def _free_port() -> int:
 
 
 def test_two_processes_train_to_identical_parameters(tmp_path):
-  from f2s.datasets import load_source
+  # Both processes share one unprepared data_dir: process 0 must build it
+  # before process 1 reads it.
   data_dir = str(tmp_path / 'tfds')
-  for split in ('train', 'test'):  # prepare once, not racing in two processes
-    load_source('synthetic_face_sketch', split, data_dir=data_dir,
-                builder_config='tiny')
   port = _free_port()
   env = dict(os.environ, PYTHONPATH=ROOT)
   procs = [subprocess.Popen(
