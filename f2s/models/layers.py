@@ -43,15 +43,23 @@ def _patches3x3(x: jax.Array) -> jax.Array:
   return jnp.concatenate(taps, axis=-1).reshape(b, h * w, 9 * c)
 
 
+# Measured on XLA:CPU (batch 16, 25x25 to 200x200): the patch matmul wins
+# when one side has >= 4x the other's channels and >= 64 of them (e.g.
+# 32 -> 256: 164 vs 506 ms; 64 -> 3: 67 vs 116 ms), and loses otherwise (e.g.
+# 16 -> 16: 231 vs 44 ms; 64 -> 128: 81 vs 45 ms).
+_PATCH_GRAD_RATIO = 4
+_PATCH_GRAD_MIN_WIDE = 64
+
+
 @jax.custom_vjp
 def conv3x3(x: jax.Array, kernel: jax.Array) -> jax.Array:
-  """3x3 'SAME' NHWC conv whose weight gradient is a patch matmul.
+  """3x3 'SAME' NHWC conv whose weight gradient may be a patch matmul.
 
-  XLA:CPU's backward-filter convolution runs far below matmul speed at these
-  image sizes (e.g. 470 ms vs 165 ms for 100x100, 32 -> 256 channels, batch
-  16). The weight gradient is instead sum_b patches^T @ dy, taking the 3x3
-  patches of whichever of x and dy has fewer channels. Being a custom_vjp,
-  it supports reverse-mode differentiation only (no jvp/jacfwd).
+  XLA:CPU's backward-filter convolution runs far below matmul speed when the
+  input and output channel counts are very unequal. There the weight
+  gradient is sum_b patches^T @ dy, taking the 3x3 patches of whichever of x
+  and dy has fewer channels; elsewhere it is XLA's. Being a custom_vjp, it
+  supports reverse-mode differentiation only (no jvp/jacfwd).
   """
   return _conv3x3(x, kernel)
 
@@ -62,11 +70,13 @@ def _conv3x3_fwd(x, kernel):
 
 def _conv3x3_bwd(residuals, dy):
   x, kernel = residuals
-  _, input_vjp = jax.vjp(lambda x: _conv3x3(x, kernel), x)
-  (dx,) = input_vjp(dy)
   b, _, _, c = x.shape
   d = dy.shape[-1]
-  if c <= d:  # dk[i, j] = sum x[p + (i, j) - 1] dy[p]
+  thin, wide = min(c, d), max(c, d)
+  if wide < _PATCH_GRAD_RATIO * thin or wide < _PATCH_GRAD_MIN_WIDE:
+    return jax.vjp(_conv3x3, x, kernel)[1](dy)
+  (dx,) = jax.vjp(lambda x: _conv3x3(x, kernel), x)[1](dy)
+  if c < d:  # dk[i, j] = sum x[p + (i, j) - 1] dy[p]
     dk = jnp.einsum('bnk,bnd->bkd', _patches3x3(x), dy.reshape(b, -1, d))
     dk = dk.sum(0).reshape(3, 3, c, d)
   else:  # the same sum written as x[p] dy[p - (i, j) + 1]: taps reversed
@@ -161,10 +171,14 @@ class ConvBlock(nn.Module):
 class ResBlock(nn.Module):
   """Pre-activation residual block: (norm, ReLU, 3x3 conv) x 2 plus a skip.
 
-  The skip is a 1x1 conv when the channel count changes.
+  The skip is a 1x1 conv when the channel count changes. With `upsample`,
+  the block computes `ResBlock(upsample2(x))` exactly, but its first conv
+  runs as an `UpsampleConv`: GroupNorm statistics, ReLU and the 1x1 skip are
+  unchanged by nearest upsampling, so they run at the input resolution.
   """
   features: int
   num_groups: int = 0
+  upsample: bool = False
 
   @nn.compact
   def __call__(self, x: jax.Array) -> jax.Array:
@@ -173,18 +187,21 @@ class ResBlock(nn.Module):
       norm = _norm(self.num_groups, h.shape[-1], f'norm{i}')
       if norm is not None:
         h = norm(h)
-      h = Conv3x3(self.features, name=f'conv{i}')(nn.relu(h))
+      conv = UpsampleConv if self.upsample and i == 0 else Conv3x3
+      h = conv(self.features, name=f'conv{i}')(nn.relu(h))
     if x.shape[-1] != self.features:
       x = nn.Conv(self.features, (1, 1), name='skip')(x)
-    return x + h
+    return (upsample2(x) if self.upsample else x) + h
 
 
-def make_block(block: str, features: int, num_groups: int, name: str) -> nn.Module:
-  """The block named `block` ('plain' or 'residual')."""
+def make_block(block: str, features: int, num_groups: int, name: str,
+               upsample: bool = False) -> nn.Module:
+  """The block named `block` ('plain' or 'residual'), optionally preceded by
+  nearest 2x upsampling (computed at the input resolution)."""
   if block == 'plain':
-    return ConvBlock(features, num_groups, name=name)
+    return ConvBlock(features, num_groups, upsample, name=name)
   if block == 'residual':
-    return ResBlock(features, num_groups, name=name)
+    return ResBlock(features, num_groups, upsample, name=name)
   raise ValueError(f'Unknown block {block!r}; expected one of {BLOCKS}.')
 
 
@@ -219,11 +236,7 @@ class ConvDecoder(nn.Module):
   @nn.compact
   def __call__(self, x: jax.Array) -> jax.Array:
     for i, f in enumerate(self.features):
-      name = f'block{i}'
-      if self.block == 'plain':
-        x = ConvBlock(f, self.num_groups, upsample=True, name=name)(x)
-      else:
-        x = make_block(self.block, f, self.num_groups, name)(upsample2(x))
+      x = make_block(self.block, f, self.num_groups, f'block{i}', upsample=True)(x)
     if self.block == 'residual':
       # Pre-activation blocks end on a conv: normalise and activate before the head.
       norm = _norm(self.num_groups, x.shape[-1], 'head_norm')

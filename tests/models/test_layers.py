@@ -6,7 +6,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from f2s.models.layers import Conv3x3, UpsampleConv, conv3x3, upsample2
+from f2s.models.layers import Conv3x3, UpsampleConv, conv3x3, make_block, upsample2
 
 
 def _lax_conv(x, kernel):
@@ -18,8 +18,8 @@ def _loss_grads(conv, x, kernel, dy):
   return jax.grad(lambda x, k: jnp.sum(conv(x, k) * dy), argnums=(0, 1))(x, kernel)
 
 
-# in < out channels takes the x-patch weight gradient, in > out the dy-patch one.
-@pytest.mark.parametrize('cin,cout', [(3, 8), (8, 3), (5, 5)])
+# 3 -> 64 takes the x-patch weight gradient, 64 -> 3 the dy-patch one, 5 -> 5 XLA's.
+@pytest.mark.parametrize('cin,cout', [(3, 64), (64, 3), (5, 5)])
 def test_conv3x3_matches_lax_conv_and_its_gradients(cin, cout):
   kx, kk, ky = jax.random.split(jax.random.key(0), 3)
   x = jax.random.normal(kx, (2, 7, 6, cin))
@@ -58,3 +58,19 @@ def test_upsample_conv_is_upsample_then_conv():
   want = jax.grad(lambda p, x: jnp.sum(ref.apply(p, upsample2(x)) * dy),
                   argnums=(0, 1))(params, x)
   jax.tree.map(lambda g, w: np.testing.assert_allclose(g, w, rtol=1e-5, atol=1e-4), got, want)
+
+
+@pytest.mark.parametrize('block,num_groups,features', [
+    ('plain', 0, 6), ('plain', 2, 6), ('residual', 2, 6), ('residual', 2, 4),
+    ('residual', 0, 6)])
+def test_upsampling_block_is_block_of_upsampled_input(block, num_groups, features):
+  """make_block(..., upsample=True)(x) == make_block(...)(upsample2(x)), same params."""
+  x = jax.random.normal(jax.random.key(6), (2, 5, 4, 4))
+  ours = make_block(block, features, num_groups, 'b', upsample=True)
+  ref = make_block(block, features, num_groups, 'b')
+  params = ours.init(jax.random.key(7), x)
+  jax.tree.map(np.testing.assert_array_equal, params,
+               ref.init(jax.random.key(7), upsample2(x)))
+  params = jax.tree.map(lambda p: p + 0.1, params)
+  np.testing.assert_allclose(ours.apply(params, x), ref.apply(params, upsample2(x)),
+                             rtol=1e-4, atol=1e-5)
