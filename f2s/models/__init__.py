@@ -37,7 +37,7 @@ _DEFAULTS: dict[tuple[str, str], tuple[type[nn.Module], dict[str, Any]]] = {
         num_embeddings=128, dead_code_steps=20, **_CASQ_QUANTIZER)),
     ('casq', 'default'): (CASQ, dict(
         # Narrow at full resolution, wide at the bottleneck: a CPU train step
-        # (batch 16, 200x200) costs ~2x the paper variant's (7.5 vs 15.2
+        # (batch 16, 200x200) costs ~2x the paper variant's (7.8 vs 16.0
         # images/s in experiments/benchmark.py).
         features=(16, 64, 128), decoder_features=(64, 32, 16), block='residual',
         num_groups=8, bottleneck_blocks=2, attention=True, embedding_dim=64,
