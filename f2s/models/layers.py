@@ -101,19 +101,6 @@ def _conv3x3_bwd(residuals, dy):
 conv3x3.defvjp(_conv3x3_fwd, _conv3x3_bwd)
 
 
-class Conv3x3(nn.Module):
-  """`nn.Conv(features, (3, 3))` (same parameters and initialisation) with the
-  faster weight gradient of `conv3x3`."""
-  features: int
-
-  @nn.compact
-  def __call__(self, x: jax.Array) -> jax.Array:
-    kernel = self.param('kernel', nn.initializers.lecun_normal(),
-                        (3, 3, x.shape[-1], self.features))
-    bias = self.param('bias', nn.initializers.zeros, (self.features,))
-    return conv3x3(x, kernel) + bias
-
-
 def _fold_taps(w: jax.Array) -> jax.Array:
   """(3, ...) taps of a conv on a 2x-nearest-upsampled axis -> (2, 2, ...).
 
@@ -192,21 +179,20 @@ def _upsample_conv3x3_bwd(residuals, d):
 upsample_conv3x3.defvjp(_upsample_conv3x3_fwd, _upsample_conv3x3_bwd)
 
 
-class UpsampleConv(nn.Module):
-  """Nearest 2x upsampling followed by a 3x3 'SAME' conv, computed at the
-  input resolution by `upsample_conv3x3`.
-
-  Exactly `nn.Conv(features, (3, 3))(upsample2(x))`, with the same parameters
-  and initialisation.
-  """
+class Conv3x3(nn.Module):
+  """`nn.Conv(features, (3, 3))`, or with `upsample` the same conv applied to
+  `upsample2(x)`: same parameters and initialisation, computed by `conv3x3`
+  (faster weight gradient) or `upsample_conv3x3` (at the input resolution)."""
   features: int
+  upsample: bool = False
 
   @nn.compact
   def __call__(self, x: jax.Array) -> jax.Array:
     kernel = self.param('kernel', nn.initializers.lecun_normal(),
                         (3, 3, x.shape[-1], self.features))
     bias = self.param('bias', nn.initializers.zeros, (self.features,))
-    return upsample_conv3x3(x, kernel) + bias
+    conv = upsample_conv3x3 if self.upsample else conv3x3
+    return conv(x, kernel) + bias
 
 
 def _norm(num_groups: int, features: int, name: str) -> nn.Module | None:
@@ -227,10 +213,7 @@ class ConvBlock(nn.Module):
 
   @nn.compact
   def __call__(self, x: jax.Array) -> jax.Array:
-    if self.upsample:
-      x = UpsampleConv(self.features, name='conv')(x)
-    else:
-      x = Conv3x3(self.features, name='conv')(x)
+    x = Conv3x3(self.features, self.upsample, name='conv')(x)
     norm = _norm(self.num_groups, self.features, 'norm')
     if norm is not None:
       x = norm(x)
@@ -242,7 +225,7 @@ class ResBlock(nn.Module):
 
   The skip is a 1x1 conv when the channel count changes. With `upsample`,
   the block computes `ResBlock(upsample2(x))` exactly, but its first conv
-  runs as an `UpsampleConv`: GroupNorm statistics, ReLU and the 1x1 skip are
+  runs as an upsampling `Conv3x3`: GroupNorm statistics, ReLU and the 1x1 skip are
   unchanged by nearest upsampling, so they run at the input resolution.
   """
   features: int
@@ -256,8 +239,8 @@ class ResBlock(nn.Module):
       norm = _norm(self.num_groups, h.shape[-1], f'norm{i}')
       if norm is not None:
         h = norm(h)
-      conv = UpsampleConv if self.upsample and i == 0 else Conv3x3
-      h = conv(self.features, name=f'conv{i}')(nn.relu(h))
+      upsample = self.upsample and i == 0
+      h = Conv3x3(self.features, upsample, name=f'conv{i}')(nn.relu(h))
     if x.shape[-1] != self.features:
       x = nn.Conv(self.features, (1, 1), name='skip')(x)
     return (upsample2(x) if self.upsample else x) + h

@@ -6,7 +6,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from f2s.models.layers import Conv3x3, UpsampleConv, conv3x3, make_block, upsample2
+from f2s.models.layers import Conv3x3, conv3x3, make_block, upsample2
 
 
 def _lax_conv(x, kernel):
@@ -45,7 +45,7 @@ def test_conv3x3_module_is_nn_conv():
 def test_upsample_conv_is_upsample_then_conv():
   """Same parameters, same outputs and same gradients as upsample2 + nn.Conv."""
   x = jax.random.normal(jax.random.key(3), (2, 5, 4, 3))
-  ours, ref = UpsampleConv(7), nn.Conv(7, (3, 3))
+  ours, ref = Conv3x3(7, upsample=True), nn.Conv(7, (3, 3))
   params = ours.init(jax.random.key(4), x)
   jax.tree.map(np.testing.assert_array_equal, params,
                ref.init(jax.random.key(4), upsample2(x)))
