@@ -15,7 +15,6 @@ on the same machine (torch is imported only in that mode; it is no
 dependency of f2s). Prints a table and writes JSON to --out.
 """
 import argparse
-import importlib.util
 import json
 import os
 import platform
@@ -30,11 +29,8 @@ MODELS = ('dae', 'vae', 'casq')
 
 
 def load_config(name: str, preset: str):
-  path = os.path.join(ROOT, 'configs', f'{name}.py')
-  spec = importlib.util.spec_from_file_location(f'config_{name}', path)
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  return module.get_config(preset)
+  from f2s import config_lib
+  return config_lib.load(os.path.join(ROOT, 'configs', f'{name}.py:{preset}'))
 
 
 def _flops(compiled) -> float | None:

@@ -42,6 +42,38 @@ def maybe_initialize_distributed() -> None:
                              process_id=_PROCESS_ID.value)
 
 
+def parse_flags(argv: list[str]) -> list[str]:
+  """absl's flag parsing, with a bad --config file or key as one line."""
+  config_arg = next((a.split('=', 1)[1] for a in argv[1:]
+                     if a.startswith('--config=')), None)
+  try:
+    if config_arg is not None:
+      # Loaded here first so that a missing file or a config error is
+      # reported as such, not as a flag-parsing traceback.
+      from f2s import config_lib
+      config = config_lib.load(config_arg)
+    return flags.FLAGS(argv)
+  except flags.Error as e:
+    sys.exit(f'error: {e}\n{flags.FLAGS.main_module_help()}'
+             if 'required' in str(e) else f'error: {e}')
+  except (AttributeError, KeyError, ValueError, TypeError) as e:
+    for arg in argv[1:]:
+      key = arg.removeprefix('--config.').split('=', 1)[0]
+      if arg.startswith('--config.') and not _has_key(config, key):
+        from f2s import config_lib
+        sys.exit(f'error: {config_lib.unknown_key_message(config, key)}')
+    sys.exit(f'error: {e}' if isinstance(e, ValueError)
+             else f'error: {type(e).__name__}: {e}')
+
+
+def _has_key(config, dotted: str) -> bool:
+  for part in dotted.split('.'):
+    if not hasattr(config, 'keys') or part not in config:
+      return False
+    config = config[part]
+  return True
+
+
 def main(argv: list[str]) -> None:
   if len(argv) > 1:
     raise app.UsageError(f'unexpected arguments: {argv[1:]}')
@@ -55,9 +87,9 @@ def main(argv: list[str]) -> None:
       loop.train_and_evaluate(config, _WORKDIR.value)
     else:
       loop.evaluate_checkpoint(config, _WORKDIR.value)
-  except (ValueError, FileNotFoundError, FloatingPointError) as e:
+  except (ValueError, FileNotFoundError, FloatingPointError, OSError) as e:
     sys.exit(f'error: {e}')
 
 
 if __name__ == '__main__':
-  app.run(main)
+  app.run(main, flags_parser=parse_flags)

@@ -109,7 +109,8 @@ def test_batched_equals_per_image_and_jit(random_pairs):
 
 @pytest.mark.parametrize('fn', [
     lambda x, y: metrics.ssim(x, y, data_range=1.0), metrics.mse,
-    lambda x, y: metrics.psnr(x, y, data_range=1.0)])
+    lambda x, y: metrics.psnr(x, y, data_range=1.0),
+    lambda x, y: metrics.fsim(x, y, data_range=1.0)])
 def test_shape_mismatch_raises(fn):
   with pytest.raises(ValueError, match='same shape'):
     fn(jnp.zeros((2, 16, 16, 3)), jnp.zeros((2, 16, 16, 1)))
@@ -119,3 +120,142 @@ def test_ssim_rejects_images_smaller_than_window():
   with pytest.raises(ValueError, match='smaller than the 11x11 window'):
     metrics.ssim(jnp.zeros((1, 8, 20, 1)), jnp.zeros((1, 8, 20, 1)),
                  data_range=1.0)
+
+
+def _fsim_cases(cuhk_root: pathlib.Path) -> dict:
+  """FSIM test pairs: name -> (a, b, data_range), all (N, H, W, C) float32.
+
+  Numpy and PIL only, so that the piq reference script below can run it.
+  Random pairs: smooth images in [0, 1] (sinusoids plus noise) against a
+  shifted, contrast-reduced, noisier copy; the 401x523 and 640x700 shapes
+  exercise piq's down-scaling (k = 2, also for round(2.5)), 5x4 the tiny end.
+  CUHK pairs (only if the data is there), as [0, 255] values: three sketches
+  in greyscale against a blurred copy, and the three photos against their
+  sketches, both in RGB.
+  """
+  cases = {}
+  for seed, shape in enumerate([(2, 64, 48, 3), (1, 37, 53, 1), (2, 5, 4, 1),
+                                (1, 401, 523, 3), (1, 640, 700, 1)]):
+    rng = np.random.default_rng(seed)
+    h, w = shape[1], shape[2]
+    yy, xx = np.mgrid[0:h, 0:w]
+    a = 0.5 + 0.02 * rng.normal(size=shape)
+    for _ in range(6):
+      f = rng.uniform(-0.15, 0.15, size=(shape[0], 1, 1, 2))
+      phase = rng.uniform(0, 2 * np.pi, size=(shape[0], 1, 1, shape[3]))
+      a += 0.07 * np.sin(2 * np.pi * (f[..., :1] * yy[..., None]
+                                      + f[..., 1:] * xx[..., None]) + phase)
+    a = np.clip(a, 0, 1).astype(np.float32)
+    b = 0.8 * np.roll(a, 1, axis=2) + 0.1 + 0.05 * rng.normal(size=shape)
+    cases['random_' + 'x'.join(map(str, shape))] = (
+        a, np.clip(b, 0, 1).astype(np.float32), 1.0)
+  photo_dir = cuhk_root / 'CUHK_testing_cropped_photos'
+  if photo_dir.is_dir():
+    photos = sorted(photo_dir.glob('*.jpg'))[:3]
+    sketch_dir = cuhk_root / 'CUHK_testing_cropped_sketches'
+    sketches = [sketch_dir / f'{p.stem}-sz1.jpg' for p in photos]
+
+    def read(paths, mode):
+      return np.stack([np.atleast_3d(np.asarray(Image.open(p).convert(mode),
+                                                np.float32)) for p in paths])
+
+    grey = read(sketches, 'L')
+    blurred = (grey + np.roll(grey, 1, axis=1) + np.roll(grey, 1, axis=2)) / 3
+    cases['cuhk_sketch_vs_blurred_grey'] = (grey, blurred, 255.0)
+    cases['cuhk_photo_vs_sketch_rgb'] = (
+        read(photos, 'RGB'), read(sketches, 'RGB'), 255.0)
+  return cases
+
+
+# piq.fsim(x, y, data_range=r, reduction='none', chromatic=False) of the pairs
+# of _fsim_cases, from piq 0.8.0 on torch 2.13.0 (CPU, float32), made with
+#   python3 -m venv /tmp/piqenv
+#   /tmp/piqenv/bin/pip install torch==2.13.0 numpy pillow
+#   /tmp/piqenv/bin/pip install --no-deps piq==0.8.0
+#   cd /work/main  # the repository root, beside ../shared/data/cuhk
+#   /tmp/piqenv/bin/python - <<'EOF'
+#   import ast, importlib.util, pathlib, sys, types
+#   import numpy as np, torch
+#   from PIL import Image
+#   piq = types.ModuleType('piq')  # piq/__init__.py imports torchvision: skip it.
+#   piq.__path__ = list(importlib.util.find_spec('piq').submodule_search_locations)
+#   sys.modules['piq'] = piq
+#   from piq.fsim import fsim
+#   tree = ast.parse(pathlib.Path('tests/test_metrics.py').read_text())
+#   fn = [f for f in tree.body if getattr(f, 'name', '') == '_fsim_cases']
+#   ns = {'np': np, 'Image': Image, 'pathlib': pathlib}
+#   exec(compile(ast.Module(fn, []), 'tests/test_metrics.py', 'exec'), ns)
+#   nchw = lambda x: torch.from_numpy(np.moveaxis(x, -1, 1).copy())
+#   for name, (a, b, r) in ns['_fsim_cases'](pathlib.Path('../shared/data/cuhk')).items():
+#     v = fsim(nchw(a), nchw(b), data_range=r, reduction='none', chromatic=False)
+#     print(f"    '{name}': {[float(f'{x:.7f}') for x in v.tolist()]},")
+#   EOF
+# (numpy 2.4.6 and Pillow 13.0.0 in both venvs, so the JPEGs decode alike.)
+_FSIM_PIQ = {
+    'random_2x64x48x3': [0.8771148, 0.8885535],
+    'random_1x37x53x1': [0.8571297],
+    'random_2x5x4x1': [0.96619, 0.9353414],
+    'random_1x401x523x3': [0.8663076],
+    'random_1x640x700x1': [0.8972053],
+    'cuhk_sketch_vs_blurred_grey': [0.9428791, 0.942513, 0.9266998],
+    'cuhk_photo_vs_sketch_rgb': [0.7368523, 0.7653868, 0.6718669],
+}
+
+_fsim_jit = jax.jit(metrics.fsim, static_argnames='data_range')
+
+
+@pytest.fixture(scope='module')
+def fsim_cases() -> dict:
+  return _fsim_cases(_cuhk_dir())
+
+
+@pytest.mark.parametrize('name', sorted(_FSIM_PIQ))
+def test_fsim_matches_piq(fsim_cases, name):
+  if name not in fsim_cases:
+    pytest.skip(f'CUHK data not found at {_cuhk_dir()} (set F2S_CUHK_DIR)')
+  a, b, data_range = fsim_cases[name]
+  got = np.asarray(_fsim_jit(a, b, data_range=data_range))
+  assert got.shape == a.shape[:1]
+  np.testing.assert_allclose(got, _FSIM_PIQ[name], atol=1e-5, rtol=0)
+
+
+def test_fsim_identities(fsim_cases):
+  a, b, _ = fsim_cases['random_2x64x48x3']
+  np.testing.assert_allclose(_fsim_jit(a, a, data_range=1.0), 1.0, atol=1e-6)
+  np.testing.assert_allclose(_fsim_jit(a, b, data_range=1.0),
+                             _fsim_jit(b, a, data_range=1.0), atol=1e-6)
+  # Only the ratio to data_range matters.
+  np.testing.assert_allclose(_fsim_jit(255 * a, 255 * b, data_range=255.0),
+                             _fsim_jit(a, b, data_range=1.0), atol=1e-6)
+
+
+def test_fsim_batched_equals_per_image(fsim_cases):
+  a, b, _ = fsim_cases['random_2x64x48x3']
+  batched = np.asarray(_fsim_jit(a[:, None], b[:, None], data_range=1.0))
+  assert batched.shape == (2, 1)
+  single = [_fsim_jit(x, y, data_range=1.0) for x, y in zip(a, b)]
+  assert single[0].shape == ()
+  np.testing.assert_allclose(batched[:, 0], single, atol=1e-6, rtol=0)
+
+
+def test_lower_median_is_torch_median():
+  # torch.median takes the lower middle value of an even count; piq's noise
+  # estimate depends on that (the mean of the two moves 5x4 FSIMs by 1e-2).
+  rng = np.random.default_rng(0)
+  x = rng.exponential(size=(3, 2, 1000)).astype(np.float32)
+  x[0, 0, :400] = 0  # Ties, zeros included.
+  x[1] = np.round(x[1], 1)
+  for n in (1000, 999, 2, 1):
+    got = np.asarray(jax.jit(metrics._lower_median)(x[..., :n]))
+    np.testing.assert_array_equal(got, np.sort(x[..., :n])[..., (n - 1) // 2])
+
+
+def test_fsim_rejects_bad_shapes():
+  with pytest.raises(ValueError, match='1 or 3 channels'):
+    metrics.fsim(jnp.zeros((1, 16, 16, 2)), jnp.zeros((1, 16, 16, 2)),
+                 data_range=1.0)
+  with pytest.raises(ValueError, match='smaller than 2x2'):
+    metrics.fsim(jnp.zeros((1, 1, 16, 1)), jnp.zeros((1, 1, 16, 1)),
+                 data_range=1.0)
+  with pytest.raises(ValueError, match=r'\(\.\.\., H, W, C\)'):
+    metrics.fsim(jnp.zeros((16, 16)), jnp.zeros((16, 16)), data_range=1.0)

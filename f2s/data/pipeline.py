@@ -132,7 +132,9 @@ def eval_batches(source: Sequence[dict[str, Any]], config: Any, *,
   (k + 1) * batch_size) and this process yields its contiguous
   batch_size // process_count of them, so all processes yield the same number
   of batches. Rows past the end of the split are zeros with `mask` 0; real
-  rows have `mask` 1. Batches are as in `train_loader` plus `mask` float32 (B,).
+  rows have `mask` 1. Batches are as in `train_loader` plus `mask` float32 (B,)
+  and `name`, a list of the real rows' record names (the record's `name`
+  field, else its index as `%05d`).
   Raises ValueError, as `train_loader`, when batch_size does not split evenly
   over the devices. `process_index` / `process_count` default to JAX's.
   """
@@ -147,8 +149,16 @@ def eval_batches(source: Sequence[dict[str, Any]], config: Any, *,
     photo = np.zeros((*shape, 3), np.uint8)
     sketch = np.zeros((*shape, 1), np.uint8)
     mask = np.zeros((local_batch,), np.float32)
+    names = []
     for row, index in enumerate(range(start, min(start + local_batch, n))):
       record = source[index]
       preprocess.check_record(record)
       photo[row], sketch[row], mask[row] = record['photo'], record['sketch'], 1
-    yield {**preprocess.preprocess_batch(photo, sketch, spec), 'mask': mask}
+      names.append(_record_name(record, index))
+    yield {**preprocess.preprocess_batch(photo, sketch, spec), 'mask': mask,
+           'name': names}
+
+
+def _record_name(record: dict[str, Any], index: int) -> str:
+  name = record.get('name', f'{index:05d}')
+  return name.decode() if isinstance(name, bytes) else str(name)

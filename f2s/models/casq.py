@@ -11,7 +11,7 @@ from f2s.models.common import check_io
 from f2s.models.layers import ConvDecoder, ConvEncoder, make_block
 from f2s.models.quantizers import VectorQuantizer, VectorQuantizerEMA
 
-QUANTIZERS = ('ema', 'plain')
+QUANTIZERS = ('ema', 'plain', 'none')
 
 
 class CASQ(nn.Module):
@@ -20,10 +20,12 @@ class CASQ(nn.Module):
   encoder (`features`, one block + 2x2 pool each) -> `bottleneck_blocks` blocks
   -> SelfAttention (if `attention`) -> 1x1 conv to `embedding_dim` -> quantizer
   ('ema': VectorQuantizerEMA, state in 'vq_ema'; 'plain': VectorQuantizer, codebook
-  in params) -> `bottleneck_blocks` blocks -> decoder (`decoder_features`,
+  in params; 'none': no quantizer, the ablation's plain bottleneck) ->
+  `bottleneck_blocks` blocks -> decoder (`decoder_features`,
   nearest upsample + block each) -> 3x3 conv to out_shape[-1] logits.
 
-  aux: vq_loss (weighted), perplexity, code_usage, codes_reset.
+  aux: vq_loss (weighted), perplexity, code_usage, codes_reset (none of them
+  for quantizer='none').
   """
   out_shape: tuple[int, int, int]
   features: Sequence[int]
@@ -57,17 +59,21 @@ class CASQ(nn.Module):
       vq = VectorQuantizerEMA(self.num_embeddings, self.embedding_dim, self.commitment_cost,
                               self.decay, self.epsilon, self.dead_code_steps,
                               self.axis_name, name='vq')(z, train=train)
+    elif self.quantizer == 'none':
+      vq = None
     elif self.quantizer == 'plain':
       vq = VectorQuantizer(self.num_embeddings, self.embedding_dim, self.commitment_cost,
                            name='vq')(z, train=train)
     else:
       raise ValueError(f'CASQ: unknown quantizer {self.quantizer!r}; expected one of '
                        f'{QUANTIZERS}.')
-    h = vq.quantize
+    h = z if vq is None else vq.quantize
     for i in range(self.bottleneck_blocks):
       h = make_block(self.block, self.decoder_features[0], self.num_groups, f'dec_mid{i}')(h)
     logits = ConvDecoder(self.decoder_features, self.out_shape[-1], self.block,
                          self.num_groups, name='decoder')(h)
+    if vq is None:
+      return logits, {}
     aux = {'vq_loss': vq.loss, 'perplexity': vq.perplexity, 'code_usage': vq.code_usage,
            'codes_reset': vq.codes_reset.astype(jnp.float32)}
     return logits, aux

@@ -7,6 +7,7 @@ complete step.
 """
 import json
 import os
+import tempfile
 from collections.abc import Mapping
 from typing import Any
 
@@ -23,7 +24,9 @@ CHECKPOINT_DIR = 'checkpoints'
 # Settings that fix the shapes and meaning of the saved state: a workdir
 # holding a checkpoint made under different ones is refused.
 COMPATIBILITY_KEYS = ('model', 'data.protocol', 'data.pad_to',
-                      'data.value_range')
+                      'data.value_range', 'data.dataset',
+                      'data.builder_config', 'data.train_split', 'seed',
+                      'train.global_batch_size')
 
 
 def _lookup(tree: Mapping[str, Any], dotted: str) -> Any:
@@ -56,7 +59,22 @@ def incompatibilities(saved: Mapping[str, Any],
 
 
 def check_workdir(workdir: str, config: ml_collections.ConfigDict) -> None:
-  """Refuses a workdir whose checkpoints came from an incompatible config."""
+  """Refuses a workdir that is not a writable directory, or whose checkpoints
+  came from an incompatible config (naming the settings that differ)."""
+  if os.path.exists(workdir) and not os.path.isdir(workdir):
+    raise ValueError(f'--workdir={workdir} is a file, not a directory')
+  existing = os.path.abspath(workdir)
+  while not os.path.exists(existing):
+    existing = os.path.dirname(existing)
+  if not os.path.isdir(existing):
+    raise ValueError(f'--workdir={workdir}: {existing} is a file, not a '
+                     'directory')
+  try:  # a real write: access() says yes to root on a read-only mount
+    with tempfile.TemporaryFile(dir=existing):
+      pass
+  except OSError as e:
+    raise ValueError(f'--workdir={workdir} is not writable: {e.strerror}'
+                     ) from None
   ckpt_dir = os.path.join(workdir, CHECKPOINT_DIR)
   has_checkpoints = os.path.isdir(ckpt_dir) and any(
       name.isdigit() for name in os.listdir(ckpt_dir))

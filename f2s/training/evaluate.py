@@ -1,13 +1,20 @@
-"""Evaluation over a whole test split: SSIM, MSE, PSNR and model metrics.
+"""Evaluation over a whole test split: SSIM, FSIM, MSE, PSNR and model metrics.
 
-Scoring follows the protocol: images in [0, 1]; for 'casq' the 200x200 RGB
-prediction is scored as is; for 'standard' the padded greyscale prediction
-and target are cropped back to 250x200 with `crop_to_valid`. SSIM and PSNR are
-per image, averaged; MSE is over the whole test array (with equal image sizes,
-the mean of per-image MSEs). Padding examples (mask 0) are left out. The model
-runs with train=False and nothing mutable, so evaluation never changes the EMA
-statistics.
+Scoring follows the protocol: the prediction is rounded to 8 bits (the PNGs
+evaluation writes hold exactly the images scored) and compared in [0, 1]; for
+'casq' the 200x200 RGB prediction is scored as is; for 'standard' the padded
+greyscale prediction and target are cropped back to 250x200 with
+`crop_to_valid`. SSIM, FSIM and PSNR are per image, averaged; MSE is over the
+whole test array (with equal image sizes, the mean of per-image MSEs).
+
+Every number is independent of the eval batch size: the model runs on each
+example alone (vmapped), so its auxiliary metrics (vq_loss, perplexity,
+code_usage, ...) are per-image values averaged over the real examples, and
+padding examples (mask 0) are left out. The model runs with train=False and
+nothing mutable, so evaluation never changes the EMA statistics.
 """
+import json
+import os
 from collections.abc import Callable, Iterable, Mapping
 
 import jax
@@ -17,6 +24,7 @@ import numpy as np
 from flax import linen as nn
 from jax import lax
 from jax.sharding import Mesh, PartitionSpec as P
+from PIL import Image
 
 from f2s import metrics as f2s_metrics
 from f2s.data import preprocess
@@ -24,38 +32,46 @@ from f2s.training import losses, step as step_lib
 from f2s.training.state import TrainState
 
 EVAL_KEYS = ('photo', 'sketch', 'mask')
+METRICS_FILE = 'metrics.json'
 
 
 def make_eval_step(model: nn.Module, data_cfg: ml_collections.ConfigDict,
                    axis_name: str = step_lib.AXIS) -> Callable:
   """Per-device `(state, batch) -> (sums, prediction)`.
 
-  sums: masked sums over the global batch of per-image ssim/mse/psnr, of the
-  model's aux scalars times the real-example count, and 'count'.
-  prediction: the [0, 1] image, this device's slice.
+  sums: masked sums over the global batch of per-image ssim/fsim/mse/psnr and
+  of the model's per-image aux scalars, and 'count'.
+  prediction: the 8-bit prediction (uint8, the model's padded size), this
+  device's slice.
   """
   value_range = data_cfg.value_range
+  spec = preprocess.spec_from_config(data_cfg)
 
   def eval_step(state: TrainState, batch: Mapping[str, jax.Array]):
     variables = {'params': state.params, **state.model_state}
     rngs = {'sample': jax.random.PRNGKey(0), 'codebook': jax.random.PRNGKey(1)}
-    logits, aux = model.apply(variables, batch['photo'], train=False,
-                              rngs=rngs)
-    pred = jax.nn.sigmoid(logits)
-    target = losses.to_unit(batch['sketch'], value_range)
-    pred_scored = preprocess.crop_to_valid(pred, data_cfg)
-    target = preprocess.crop_to_valid(target, data_cfg)
+
+    def apply_one(photo):  # one example: aux never mixes examples
+      logits, aux = model.apply(variables, photo[None], train=False,
+                                rngs=rngs)
+      return logits[0], aux
+
+    logits, aux = jax.vmap(apply_one)(batch['photo'])
+    pred8 = jnp.round(jnp.clip(jax.nn.sigmoid(logits), 0.0, 1.0) * 255.0)
+    pred_scored = preprocess.crop_to_valid(pred8 / 255.0, spec)
+    target = preprocess.crop_to_valid(
+        losses.to_unit(batch['sketch'], value_range), spec)
     mask = batch['mask']
     per_image = {
         'ssim': f2s_metrics.ssim(pred_scored, target, data_range=1.0),
+        'fsim': f2s_metrics.fsim(pred_scored, target, data_range=1.0),
         'mse': f2s_metrics.mse(pred_scored, target),
         'psnr': f2s_metrics.psnr(pred_scored, target, data_range=1.0),
     }
-    count = mask.sum()
+    per_image.update({f'aux_{k}': v for k, v in aux.items()})
     sums = {k: (v * mask).sum() for k, v in per_image.items()}
-    sums.update({f'aux_{k}': v * count for k, v in aux.items()})
-    sums['count'] = count
-    return lax.psum(sums, axis_name), pred
+    sums['count'] = mask.sum()
+    return lax.psum(sums, axis_name), pred8.astype(jnp.uint8)
 
   return eval_step
 
@@ -81,22 +97,34 @@ def evaluate(
     mesh: Mesh,
     *,
     num_samples: int = 0,
+    data_spec: preprocess.DataSpec | None = None,
+    prediction_dir: str | None = None,
 ) -> tuple[dict[str, float], dict[str, np.ndarray] | None]:
   """Runs `eval_fn` over all batches.
 
   Returns (metrics, samples): metrics averaged over real examples; samples
   holds photo/sketch/prediction of the first `num_samples` host-local
-  examples of the first batch (None when num_samples is 0).
+  examples of the first batch (None when num_samples is 0). With
+  `prediction_dir` (and `data_spec`), this process's predictions are written
+  there as `<name>.png`, cropped to the scored region.
   """
+  if prediction_dir is not None:
+    os.makedirs(prediction_dir, exist_ok=True)
   totals = None
   samples = None
   for local in batches:
     batch = step_lib.global_batch(local, mesh, EVAL_KEYS)
     sums, pred = eval_fn(state, batch)
+    if (num_samples and samples is None) or prediction_dir is not None:
+      rows = local_rows(pred)
     if num_samples and samples is None:
       samples = {'photo': np.asarray(local['photo'][:num_samples]),
                  'sketch': np.asarray(local['sketch'][:num_samples]),
-                 'prediction': local_rows(pred)[:num_samples]}
+                 'prediction': rows[:num_samples] / np.float32(255)}
+    if prediction_dir is not None:
+      names = local['name']
+      write_pngs(prediction_dir, names,
+                 preprocess.crop_to_valid(rows[:len(names)], data_spec))
     totals = sums if totals is None else jax.tree.map(jnp.add, totals, sums)
   if totals is None:
     raise ValueError('evaluation got no batches: is the test split empty?')
@@ -109,3 +137,23 @@ def evaluate(
     name = key.removeprefix('aux_')
     result[name] = float(value) / count
   return result, samples
+
+
+def write_pngs(directory: str, names: list[str], images: np.ndarray) -> None:
+  """Writes uint8 images (N, H, W, 1 or 3) as `<directory>/<name>.png`."""
+  for name, image in zip(names, images, strict=True):
+    stem = os.path.splitext(os.path.basename(name))[0]
+    image = image[..., 0] if image.shape[-1] == 1 else image
+    Image.fromarray(image).save(os.path.join(directory, f'{stem}.png'))
+
+
+def write_metrics(directory: str, step: int, metrics: Mapping[str, float]
+                  ) -> str:
+  """Writes `{'step': step, **metrics}` to `<directory>/metrics.json`
+  atomically; returns its path."""
+  os.makedirs(directory, exist_ok=True)
+  path = os.path.join(directory, METRICS_FILE)
+  with open(path + '.tmp', 'w') as f:
+    json.dump({'step': int(step), **metrics}, f, indent=1, sort_keys=True)
+  os.replace(path + '.tmp', path)
+  return path

@@ -1,5 +1,6 @@
 """The training loop and checkpoint evaluation behind `python -m f2s.main`."""
 import dataclasses
+import os
 import time
 from collections.abc import Callable
 from typing import Any
@@ -20,6 +21,7 @@ from f2s.training import state as state_lib, step as step_lib, writers
 from f2s.training.validate import validate_config
 
 TRAIN_KEYS = ('photo', 'sketch')
+PREDICTIONS_DIR = 'predictions'
 
 
 def image_shape(data_cfg: ml_collections.ConfigDict) -> tuple[int, int, int]:
@@ -94,14 +96,28 @@ def load_split(config: ml_collections.ConfigDict, split: str) -> Any:
   return load() if source is None else source
 
 
+def prediction_dir(workdir: str, step: int) -> str:
+  """Where evaluation at `step` writes its PNGs and metrics.json."""
+  return os.path.join(workdir, PREDICTIONS_DIR, str(step))
+
+
 def run_evaluation(exp: Experiment, state: state_lib.TrainState,
-                   test_source: Any, num_samples: int
+                   test_source: Any, num_samples: int,
+                   predictions_to: str | None = None
                    ) -> tuple[dict[str, float], dict[str, np.ndarray] | None]:
-  return evaluate_lib.evaluate(
+  """Scores `state` on the test split; with `predictions_to`, writes every
+  prediction there as PNG and the metrics as metrics.json."""
+  metrics, samples = evaluate_lib.evaluate(
       exp.eval_step, state,
       pipeline.eval_batches(test_source, exp.config,
                             batch_size=exp.config.eval.batch_size), exp.mesh,
-      num_samples=num_samples)
+      num_samples=num_samples,
+      data_spec=preprocess.spec_from_config(exp.config.data),
+      prediction_dir=predictions_to)
+  if predictions_to is not None and jax.process_index() == 0:
+    evaluate_lib.write_metrics(predictions_to, int(jax.device_get(state.step)),
+                               metrics)
+  return metrics, samples
 
 
 def _write_eval(writer: writers.MetricWriter, exp: Experiment, step: int,
@@ -182,7 +198,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
       eval_metrics = None
       if eval_now:
         eval_metrics, samples = run_evaluation(
-            exp, state, test_source, config.eval.num_samples)
+            exp, state, test_source, config.eval.num_samples,
+            prediction_dir(workdir, step)
+            if config.eval.write_predictions else None)
         _write_eval(writer, exp, step, eval_metrics, samples)
         if is_main:
           bar.write(f'step {step}: ' + _format(eval_metrics))
@@ -204,7 +222,10 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
 
 def evaluate_checkpoint(config: ml_collections.ConfigDict, workdir: str, *,
                         test_source: Any = None) -> dict[str, float]:
-  """Evaluates workdir's best (or latest, per eval.restore) checkpoint."""
+  """Evaluates workdir's best (or latest, per eval.restore) checkpoint.
+
+  Writes the predictions and metrics to `<workdir>/predictions/<step>/`.
+  """
   check_run(config, workdir)
   exp = build_experiment(config, workdir)
   manager = exp.manager
@@ -218,7 +239,8 @@ def evaluate_checkpoint(config: ml_collections.ConfigDict, workdir: str, *,
   if test_source is None:
     test_source = load_split(config, config.data.test_split)
   metrics, samples = run_evaluation(exp, state, test_source,
-                                    config.eval.num_samples)
+                                    config.eval.num_samples,
+                                    prediction_dir(workdir, step))
   writer = writers.MetricWriter(workdir, enabled=jax.process_index() == 0)
   _write_eval(writer, exp, step, metrics, samples)
   writer.close()

@@ -19,6 +19,18 @@ def _positive_int(where: str, value) -> None:
     raise ValueError(f'{where}={value!r}: expected a positive integer')
 
 
+def _number(where: str, value, *, minimum: float, strict: bool = False,
+            below: float | None = None) -> None:
+  """A real number >= minimum (> if strict) and < below (if given)."""
+  ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+  ok = ok and (value > minimum if strict else value >= minimum)
+  ok = ok and (below is None or value < below)
+  if not ok:
+    bound = f'{">" if strict else ">="} {minimum}' + (
+        f' and < {below}' if below is not None else '')
+    raise ValueError(f'{where}={value!r}: expected a number {bound}')
+
+
 def validate_config(config: ml_collections.ConfigDict,
                     device_count: int, process_count: int = 1) -> None:
   """Raises ValueError naming the first bad key/value.
@@ -50,6 +62,19 @@ def validate_config(config: ml_collections.ConfigDict,
           EVAL_METRICS)
   _choice('config.checkpoint.best_mode', config.checkpoint.best_mode,
           ('max', 'min'))
+  _number('config.train.learning_rate', config.train.learning_rate,
+          minimum=0, strict=True)
+  _number('config.train.weight_decay', config.train.weight_decay, minimum=0)
+  _number('config.train.grad_clip_norm', config.train.grad_clip_norm,
+          minimum=0)
+  _number('config.loss.kl_weight', config.loss.kl_weight, minimum=0)
+  for name, weight in config.loss.terms.items():
+    _number(f'config.loss.terms.{name}', weight, minimum=0)
+  for key in ('b1', 'b2'):
+    _number(f'config.train.{key}', config.train[key], minimum=0, below=1)
+  if not isinstance(config.eval.write_predictions, bool):
+    raise ValueError(f'config.eval.write_predictions='
+                     f'{config.eval.write_predictions!r}: expected true/false')
   if config.train.warmup_steps < 0:
     raise ValueError(
         f'config.train.warmup_steps={config.train.warmup_steps}: must be >= 0')

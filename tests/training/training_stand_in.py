@@ -5,11 +5,17 @@ the data axis and nudged with the 'codebook' key, like the EMA quantizer: a
 wrong gradient average, an unsynchronised statistic or a per-device codebook
 key all change the new state.
 """
+import os
+
 import jax
 import jax.numpy as jnp
 import ml_collections
 import numpy as np
 from flax import linen as nn
+
+from f2s import config_lib
+
+CONFIGS = os.path.join(os.path.dirname(__file__), '..', '..', 'configs')
 
 
 class StandIn(nn.Module):
@@ -67,12 +73,5 @@ def fake_source(n: int, seed: int = 0) -> list[dict]:
 
 
 def load_config(name: str, arg: str = 'tiny') -> ml_collections.ConfigDict:
-  """configs/<name>.py:<arg>, loaded like config_flags does."""
-  import importlib.util
-  import os
-  path = os.path.join(os.path.dirname(__file__), '..', '..', 'configs',
-                      f'{name}.py')
-  spec = importlib.util.spec_from_file_location(f'config_{name}', path)
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  return module.get_config(arg)
+  """configs/<name>.py:<arg>, loaded like --config does."""
+  return config_lib.load(os.path.join(CONFIGS, f'{name}.py:{arg}'))

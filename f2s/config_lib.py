@@ -1,10 +1,17 @@
-"""Shared defaults: every knob of an experiment, named once.
+"""Experiment configs as code: every knob named once, presets, variants.
 
-Model configs (dae.py, vae.py, casq.py) start from
-`model_config(name, variant, arg)`, where arg is the `:suffix` of
-`--config=configs/casq.py:synthetic`: a data preset (`PRESETS`), optionally
-followed by a model variant, as in `configs/dae.py:cuhk_casq,paper`.
+A config file (`configs/casq.py`) is one call of `model_config(name,
+variant, arg)`, where `arg` is the `:suffix` of
+`--config=configs/casq.py:PRESET[,VARIANT]`: a preset (`PRESETS`: data set,
+protocol and schedule) optionally followed by a model variant, as in
+`configs/dae.py:cuhk_casq,paper`. The `tiny` preset also shrinks the model,
+whatever the variant. `load(path_and_arg)` loads a config file the way
+`--config` does (for experiments and tests).
 """
+import difflib
+import os
+import runpy
+
 import ml_collections
 
 from f2s import models
@@ -74,6 +81,9 @@ def get_config() -> ml_collections.ConfigDict:
   config.eval.batch_size = 8
   config.eval.num_samples = 4
   config.eval.restore = 'best'  # --mode=eval: 'best' or 'latest' checkpoint
+  # Training-time evaluations also write predictions/<step>/*.png (--mode=eval
+  # always does).
+  config.eval.write_predictions = False
 
   config.checkpoint = ml_collections.ConfigDict()
   config.checkpoint.every_steps = 500
@@ -111,6 +121,27 @@ def apply_preset(config: ml_collections.ConfigDict,
   return config
 
 
+# The `tiny` preset's model sizes, per (model, variant): seconds-long tests.
+TINY_MODELS = {
+    ('dae', 'paper'): dict(hidden=(16, 8, 4)),
+    ('dae', 'conv'): dict(features=(8, 8, 8), latent_channels=4, num_groups=4),
+    ('vae', 'paper'): dict(hidden=(16, 8, 4), latent_dim=2),
+    ('vae', 'conv'): dict(features=(8, 8, 8), latent_channels=4, num_groups=4),
+    ('casq', 'paper'): dict(features=(8, 8, 8), decoder_features=(8, 8, 8),
+                            embedding_dim=8, num_embeddings=16,
+                            attention=False),
+    ('casq', 'default'): dict(features=(8, 8, 8), decoder_features=(8, 8, 8),
+                              num_groups=4, bottleneck_blocks=1,
+                              embedding_dim=8, num_embeddings=16),
+}
+
+
+def parse_arg(arg: str | None) -> tuple[str, str | None]:
+  """`PRESET[,VARIANT]` -> (preset, variant or None); '' -> 'synthetic'."""
+  preset, _, variant = (arg or '').partition(',')
+  return preset or 'synthetic', variant or None
+
+
 def model_config(name: str, variant: str,
                  arg: str | None) -> ml_collections.ConfigDict:
   """Defaults with model `name` and the config argument `arg`.
@@ -118,7 +149,45 @@ def model_config(name: str, variant: str,
   `arg` is `PRESET` or `PRESET,VARIANT` (e.g. `cuhk_casq,paper`): VARIANT
   replaces the config file's `variant`.
   """
-  preset, _, chosen = (arg or '').partition(',')
+  preset, chosen = parse_arg(arg)
   config = get_config()
   config.model = models.default_config(name, chosen or variant)
-  return apply_preset(config, preset)
+  config = apply_preset(config, preset)
+  if preset == 'tiny':
+    config.model.update(TINY_MODELS[(name, config.model.variant)])
+  return config
+
+
+def load(config_arg: str) -> ml_collections.ConfigDict:
+  """The config of `path/to/file.py[:ARG]`, loaded as `--config=` does.
+
+  Raises ValueError naming a missing file.
+  """
+  path, _, arg = config_arg.partition(':')
+  if not os.path.isfile(path):
+    here = os.path.dirname(path) or '.'
+    files = sorted(f for f in os.listdir(here) if f.endswith('.py')
+                   ) if os.path.isdir(here) else []
+    raise ValueError(
+        f'--config={config_arg}: no such file {path!r}'
+        + (f'; config files in {here}/: {files}' if files else ''))
+  return runpy.run_path(path)['get_config'](arg or None)
+
+
+def unknown_key_message(config: ml_collections.ConfigDict, key: str) -> str:
+  """`config.<key>` does not exist: a one-line message naming close keys."""
+  section, _, leaf = key.rpartition('.')
+  node = config
+  for part in section.split('.') if section else ():
+    if not isinstance(node, ml_collections.ConfigDict) or part not in node:
+      return unknown_key_message(config, section)
+    node = node[part]
+  if not isinstance(node, ml_collections.ConfigDict):
+    return f'--config.{key}: {section} is a value, not a section'
+  prefix = f'{section}.' if section else ''
+  close = difflib.get_close_matches(leaf, list(node), n=3)
+  if close:
+    hint = 'did you mean ' + ', '.join(prefix + c for c in close) + '?'
+  else:
+    hint = f'{section or "the config"} has: ' + ', '.join(sorted(node))
+  return f'--config.{key}: no such key; {hint}'

@@ -1,0 +1,150 @@
+"""The rows of the results tables: each a config file, a preset and overrides.
+
+A row is one `python -m f2s.main` command (`Row.command`), so any single row
+is reproduced by hand with the command its results carry;
+`experiments/reproduce.py` trains every row of a table for several seeds and
+writes `experiments/results/<table>.{json,md}`.
+
+Two recipes:
+- `study`: the CASQ study's recipe as far as it states it (Adam 1e-3, batch
+  128, 1000 epochs of 150 images ~ 2000 steps, BCE, no augmentation); it takes
+  ~14 h a run on a 2-core CPU, so it runs only on an accelerator.
+- `f2s`: f2s's own (Adam 1e-3 with 100 warm-up steps and cosine decay,
+  gradient clipping at norm 1, batch 8, BCE, flip/shift/scale augmentation),
+  300 steps (2400 images, 16 epochs of 150), so that a table with 3 seeds
+  finishes on a 2-core CPU in the background.
+"""
+import dataclasses
+from collections.abc import Mapping
+from typing import Any
+
+STUDY_REFERENCE = {  # the CASQ study's table (150/38 split, RGB 200x200)
+    'dae': {'ssim': 0.4715, 'mse': 0.0499},
+    'vae': {'ssim': 0.4701, 'mse': 0.0991},
+    'casq': {'ssim': 0.5289, 'mse': 0.0320},
+}
+
+F2S_STEPS = 300
+RECIPES: Mapping[str, dict[str, Any]] = {
+    'f2s': {
+        'train.num_steps': F2S_STEPS,
+        'eval.every_steps': F2S_STEPS,
+        'checkpoint.every_steps': 100,
+    },
+    'study': {
+        'train.global_batch_size': 128,
+        'train.num_steps': 2000,
+        'train.lr_schedule': 'constant',
+        'train.warmup_steps': 0,
+        'train.grad_clip_norm': 0.0,
+        'data.augment': False,
+        'eval.every_steps': 500,
+        'checkpoint.every_steps': 500,
+    },
+}
+RECIPE_TEXT = {
+    'f2s': (f'f2s: Adam 1e-3, 100 warm-up steps + cosine, clip 1, batch 8, '
+            f'BCE, flip/shift/scale augmentation, {F2S_STEPS} steps'),
+    'study': ('study: Adam 1e-3 constant, batch 128, 2000 steps, BCE, no '
+              'augmentation'),
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class Row:
+  """One row of a results table."""
+  name: str
+  model: str
+  variant: str
+  preset: str
+  recipe: str
+  model_overrides: tuple[tuple[str, Any], ...] = ()
+  # Rows that take hours on a CPU run only where an accelerator is present.
+  needs_accelerator: bool = False
+
+  @property
+  def config_arg(self) -> str:
+    return f'configs/{self.model}.py:{self.preset},{self.variant}'
+
+  @property
+  def overrides(self) -> dict[str, Any]:
+    """Every `--config.<key>=value` of the row (recipe, then model knobs)."""
+    return {**RECIPES[self.recipe],
+            **{f'model.{k}': v for k, v in self.model_overrides}}
+
+  @property
+  def run_id(self) -> str:
+    """The folder of the row's runs: rows of equal commands share it."""
+    return f'{self.preset}/{self.name}'
+
+  def command(self, seed: int, workdir: str,
+              steps: int | None = None) -> list[str]:
+    """The `python -m f2s.main` argv of one run (`steps` shortens it)."""
+    overrides = {**self.overrides, 'seed': seed}
+    if steps is not None:
+      overrides.update({'train.num_steps': steps, 'eval.every_steps': steps,
+                        'checkpoint.every_steps': min(
+                            steps, overrides['checkpoint.every_steps'])})
+    return (['python', '-m', 'f2s.main', f'--config={self.config_arg}']
+            + [f'--config.{k}={_flag_value(v)}' for k, v in overrides.items()]
+            + [f'--workdir={workdir}'])
+
+
+def _flag_value(value: Any) -> str:
+  if isinstance(value, bool):
+    return str(value).lower()
+  return str(value)
+
+
+def _study_rows() -> tuple[Row, ...]:
+  rows = []
+  for model in ('dae', 'vae', 'casq'):
+    rows.append(Row(f'{model}_paper_study', model, 'paper', 'cuhk_casq',
+                    'study', needs_accelerator=True))
+  for model in ('dae', 'vae', 'casq'):
+    rows.append(Row(f'{model}_paper', model, 'paper', 'cuhk_casq', 'f2s'))
+  for model, variant in (('dae', 'conv'), ('vae', 'conv'),
+                         ('casq', 'default')):
+    rows.append(Row(f'{model}_{variant}', model, variant, 'cuhk_casq', 'f2s'))
+  return tuple(rows)
+
+
+TABLES: Mapping[str, tuple[Row, ...]] = {
+    'study': _study_rows(),
+    'standard': tuple(
+        Row(f'{model}_{variant}', model, variant, 'cuhk_standard', 'f2s')
+        for model, variant in (('dae', 'conv'), ('vae', 'conv'),
+                               ('casq', 'default'))),
+    'ablation': (
+        Row('casq_paper', 'casq', 'paper', 'cuhk_casq', 'f2s'),
+        Row('casq_paper_no_attention', 'casq', 'paper', 'cuhk_casq', 'f2s',
+            (('attention', False),)),
+        Row('casq_paper_no_quantizer', 'casq', 'paper', 'cuhk_casq', 'f2s',
+            (('quantizer', 'none'),)),
+        Row('casq_paper_plain_vq', 'casq', 'paper', 'cuhk_casq', 'f2s',
+            (('quantizer', 'plain'),)),
+        Row('dae_conv', 'dae', 'conv', 'cuhk_casq', 'f2s'),
+    ),
+}
+TABLE_DESCRIPTIONS = {
+    'study': ('The CASQ study\'s protocol: CUHK pooled, 150 train / 38 test, '
+              'RGB 200x200 centre crop; SSIM and FSIM per image, averaged; MSE '
+              'over the whole test array.'),
+    'standard': ('The standard protocol: CUHK 88 train / 100 test, greyscale '
+                 '250x200.'),
+    'ablation': ('CASQ\'s parts on the study protocol at one recipe: '
+                 'attention, the quantizer (none = a plain 1x1 bottleneck), '
+                 'EMA vs plain VQ, and the conv DAE.'),
+}
+
+
+def find_row(table: str, name: str) -> Row:
+  """The row `name` of `table`; ValueError naming what exists otherwise."""
+  if table not in TABLES:
+    raise ValueError(f'unknown table {table!r}: expected one of '
+                     f'{sorted(TABLES)}')
+  for row in TABLES[table]:
+    if row.name == name:
+      return row
+  raise ValueError(f'unknown row {name!r} of table {table!r}: expected one '
+                   f'of {[r.name for r in TABLES[table]]}')
