@@ -73,8 +73,9 @@ def bench_jax(name: str, preset: str, batch_size: int | None, warmup: int,
   import jax
   import numpy as np
   from f2s import models
+  from f2s.data import preprocess
   from f2s.training import evaluate as evaluate_lib
-  from f2s.training import loop, state as state_lib, step as step_lib
+  from f2s.training import loop, parallel, state as state_lib, step as step_lib
   from f2s.training.validate import validate_config
 
   config = load_config(name, preset)
@@ -83,10 +84,10 @@ def bench_jax(name: str, preset: str, batch_size: int | None, warmup: int,
   validate_config(config, jax.device_count(), jax.process_count())
   batch_size = config.train.global_batch_size
   out_shape = loop.image_shape(config.data)
-  mesh = step_lib.make_mesh()
-  model = models.build_model(config.model, out_shape, axis_name=step_lib.AXIS)
+  mesh = parallel.make_mesh()
+  model = models.build_model(config.model, out_shape, axis_name=parallel.AXIS)
   tx = state_lib.make_optimizer(config.train)
-  state = step_lib.replicate(state_lib.create_train_state(
+  state = parallel.replicate(state_lib.create_train_state(
       model, tx, (1, *out_shape[:2], 3), config.seed), mesh)
   n_params = sum(int(np.prod(p.shape)) for p in jax.tree.leaves(state.params))
   rng = np.random.default_rng(0)
@@ -96,17 +97,18 @@ def bench_jax(name: str, preset: str, batch_size: int | None, warmup: int,
       'mask': np.ones((batch_size,)),
   }
   local = {k: v.astype(np.float32) for k, v in local.items()}
-  train_batch = step_lib.global_batch(local, mesh, ('photo', 'sketch'))
-  eval_batch = step_lib.global_batch(local, mesh, ('photo', 'sketch', 'mask'))
+  train_batch = parallel.global_batch(local, mesh, ('photo', 'sketch'))
+  eval_batch = parallel.global_batch(local, mesh, ('photo', 'sketch', 'mask'))
 
-  train_step = step_lib.data_parallel(step_lib.make_train_step(
+  train_step = parallel.data_parallel(step_lib.make_train_step(
       model, tx, terms=dict(config.loss.terms),
       kl_weight=float(config.loss.kl_weight),
       value_range=config.data.value_range), mesh)
   start = time.perf_counter()
   train_compiled = train_step.lower(state, train_batch).compile()
   train_compile_s = time.perf_counter() - start
-  eval_step = evaluate_lib.data_parallel_eval(model, config.data, mesh)
+  eval_step = evaluate_lib.data_parallel_eval(
+      model, preprocess.spec_from_config(config.data), mesh)
   start = time.perf_counter()
   eval_compiled = eval_step.lower(state, eval_batch).compile()
   eval_compile_s = time.perf_counter() - start

@@ -21,10 +21,11 @@ from typing import Any
 
 import numpy as np
 
+from f2s import value_range
+
 RECORD_SHAPE = (250, 200)
 CASQ_SIZE = (200, 200)
 PROTOCOLS = ('casq', 'standard')
-VALUE_RANGES = ('unit', 'symmetric')
 PAD_MODE = 'reflect'
 
 
@@ -43,9 +44,7 @@ class DataSpec:
     if self.protocol not in PROTOCOLS:
       raise ValueError(
           f'config.data.protocol={self.protocol!r}: expected one of {PROTOCOLS}.')
-    if self.value_range not in VALUE_RANGES:
-      raise ValueError(f'config.data.value_range={self.value_range!r}: '
-                       f'expected one of {VALUE_RANGES}.')
+    value_range.check(self.value_range)
     if self.protocol == 'standard' and (
         len(self.pad_to) != 2 or self.pad_to[0] < RECORD_SHAPE[0]
         or self.pad_to[1] < RECORD_SHAPE[1]):
@@ -87,22 +86,6 @@ def spec_from_config(data_config: Any) -> DataSpec:
       flip=bool(get('flip', False, required=augment)),
       max_shift=float(get('max_shift', 0.0, required=augment)),
       max_scale=float(get('max_scale', 0.0, required=augment)))
-
-
-def to_value_range(x: np.ndarray, value_range: str, *,
-                   in_place: bool = False) -> np.ndarray:
-  """Maps uint8-scaled values [0, 255] to float32 in [0, 1] or [-1, 1].
-
-  `in_place` overwrites `x` (which must then be float32) to save a copy.
-  """
-  if value_range not in VALUE_RANGES:
-    raise ValueError(
-        f'value_range={value_range!r}: expected one of {VALUE_RANGES}.')
-  scale = np.float32(1 / 255 if value_range == 'unit' else 2 / 255)
-  out = np.multiply(x, scale, out=x if in_place else None, dtype=np.float32)
-  if value_range == 'symmetric':
-    out -= 1
-  return out
 
 
 def _window(spec: DataSpec) -> tuple[int, int, int, int]:
@@ -236,10 +219,10 @@ def preprocess_pixels(pixels: np.ndarray, spec: DataSpec,
   """
   top, left, h, w = window = _window(spec)
   if aug_params is None:
-    both = to_value_range(pixels[:, top:top + h, left:left + w],
+    both = value_range.from_uint8(pixels[:, top:top + h, left:left + w],
                           spec.value_range)
   else:
-    both = to_value_range(warp(pixels, aug_params, window), spec.value_range,
+    both = value_range.from_uint8(warp(pixels, aug_params, window), spec.value_range,
                           in_place=True)
   photo, sketch = both[..., :3], both[..., 3:]
   if spec.protocol == 'casq':

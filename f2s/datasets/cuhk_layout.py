@@ -8,6 +8,8 @@ from collections.abc import Iterable, Sequence
 
 import numpy as np
 
+from f2s.data import preprocess
+
 TRAIN_PHOTOS = 'CUHK_training_cropped_photos'
 TRAIN_SKETCHES = 'CUHK_training_cropped_sketches'
 TEST_PHOTOS = 'CUHK_testing_cropped_photos'
@@ -18,8 +20,8 @@ NUM_PAIRS = 188
 CASQ_NUM_TEST = 38
 CASQ_SEED = 3
 
-# (height, width) of every CUHK image.
-IMAGE_HW = (250, 200)
+# (height, width) of every CUHK image: the records' shape.
+IMAGE_HW = preprocess.RECORD_SHAPE
 IMAGE_EXTENSIONS = ('.jpg', '.jpeg', '.png')
 
 

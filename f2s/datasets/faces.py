@@ -15,7 +15,9 @@ import dataclasses
 import numpy as np
 from PIL import Image, ImageChops, ImageDraw, ImageFilter
 
-HEIGHT, WIDTH = 250, 200
+from f2s.data import preprocess
+
+HEIGHT, WIDTH = preprocess.RECORD_SHAPE
 # Drawing happens at this multiple of the output size, then a box downscale
 # anti-aliases the strokes.
 _SUPERSAMPLE = 2

@@ -19,7 +19,6 @@ from collections.abc import Callable, Iterable, Mapping
 
 import jax
 import jax.numpy as jnp
-import ml_collections
 import numpy as np
 from flax import linen as nn
 from jax import lax
@@ -27,16 +26,18 @@ from jax.sharding import Mesh, PartitionSpec as P
 from PIL import Image
 
 from f2s import metrics as f2s_metrics
+from f2s import value_range as value_ranges
 from f2s.data import preprocess
-from f2s.training import losses, step as step_lib
+from f2s.models import CODEBOOK_RNG, SAMPLE_RNG
+from f2s.training import parallel
 from f2s.training.state import TrainState
 
 EVAL_KEYS = ('photo', 'sketch', 'mask')
 METRICS_FILE = 'metrics.json'
 
 
-def make_eval_step(model: nn.Module, data_cfg: ml_collections.ConfigDict,
-                   axis_name: str = step_lib.AXIS) -> Callable:
+def make_eval_step(model: nn.Module, spec: preprocess.DataSpec,
+                   axis_name: str = parallel.AXIS) -> Callable:
   """Per-device `(state, batch) -> (sums, prediction)`.
 
   sums: masked sums over the global batch of per-image ssim/fsim/mse/psnr and
@@ -44,12 +45,12 @@ def make_eval_step(model: nn.Module, data_cfg: ml_collections.ConfigDict,
   prediction: the 8-bit prediction (uint8, the model's padded size), this
   device's slice.
   """
-  value_range = data_cfg.value_range
-  spec = preprocess.spec_from_config(data_cfg)
+  value_range = spec.value_range
 
   def eval_step(state: TrainState, batch: Mapping[str, jax.Array]):
     variables = {'params': state.params, **state.model_state}
-    rngs = {'sample': jax.random.PRNGKey(0), 'codebook': jax.random.PRNGKey(1)}
+    rngs = {SAMPLE_RNG: jax.random.PRNGKey(0),
+            CODEBOOK_RNG: jax.random.PRNGKey(1)}
 
     def apply_one(photo):  # one example: aux never mixes examples
       logits, aux = model.apply(variables, photo[None], train=False,
@@ -60,7 +61,7 @@ def make_eval_step(model: nn.Module, data_cfg: ml_collections.ConfigDict,
     pred8 = jnp.round(jnp.clip(jax.nn.sigmoid(logits), 0.0, 1.0) * 255.0)
     pred_scored = preprocess.crop_to_valid(pred8 / 255.0, spec)
     target = preprocess.crop_to_valid(
-        losses.to_unit(batch['sketch'], value_range), spec)
+        value_ranges.to_unit(batch['sketch'], value_range), spec)
     mask = batch['mask']
     per_image = {
         'ssim': f2s_metrics.ssim(pred_scored, target, data_range=1.0),
@@ -76,12 +77,12 @@ def make_eval_step(model: nn.Module, data_cfg: ml_collections.ConfigDict,
   return eval_step
 
 
-def data_parallel_eval(model: nn.Module, data_cfg: ml_collections.ConfigDict,
+def data_parallel_eval(model: nn.Module, spec: preprocess.DataSpec,
                        mesh: Mesh) -> Callable:
   """The jitted data-parallel eval step (state not donated)."""
-  return step_lib.data_parallel(
-      make_eval_step(model, data_cfg), mesh,
-      out_specs=(P(), P(step_lib.AXIS)), donate=False)
+  return parallel.data_parallel(
+      make_eval_step(model, spec), mesh,
+      out_specs=(P(), P(parallel.AXIS)), donate=False)
 
 
 def local_rows(array: jax.Array) -> np.ndarray:
@@ -113,7 +114,7 @@ def evaluate(
   totals = None
   samples = None
   for local in batches:
-    batch = step_lib.global_batch(local, mesh, EVAL_KEYS)
+    batch = parallel.global_batch(local, mesh, EVAL_KEYS)
     sums, pred = eval_fn(state, batch)
     if (num_samples and samples is None) or prediction_dir is not None:
       rows = local_rows(pred)

@@ -2,7 +2,7 @@
 import dataclasses
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import jax
@@ -17,7 +17,8 @@ from jax.sharding import Mesh
 from f2s import models
 from f2s.data import pipeline, preprocess
 from f2s.training import checkpoints, evaluate as evaluate_lib
-from f2s.training import state as state_lib, step as step_lib, writers
+from f2s.training import parallel, state as state_lib, step as step_lib
+from f2s.training import writers
 from f2s.training.validate import validate_config
 
 TRAIN_KEYS = ('photo', 'sketch')
@@ -51,13 +52,13 @@ def check_run(config: ml_collections.ConfigDict, workdir: str) -> None:
 def build_experiment(config: ml_collections.ConfigDict,
                      workdir: str) -> Experiment:
   """Builds mesh, model, state, steps and checkpoint manager (see check_run)."""
-  mesh = step_lib.make_mesh()
+  mesh = parallel.make_mesh()
   out_shape = image_shape(config.data)
-  model = models.build_model(config.model, out_shape, axis_name=step_lib.AXIS)
+  model = models.build_model(config.model, out_shape, axis_name=parallel.AXIS)
   tx = state_lib.make_optimizer(config.train)
   state = state_lib.create_train_state(model, tx, (1, *out_shape[:2], 3),
                                        config.seed)
-  train_step = step_lib.data_parallel(
+  train_step = parallel.data_parallel(
       step_lib.make_train_step(
           model, tx, terms=dict(config.loss.terms),
           kl_weight=float(config.loss.kl_weight),
@@ -69,8 +70,9 @@ def build_experiment(config: ml_collections.ConfigDict,
       best_mode=config.checkpoint.best_mode)
   return Experiment(
       config=config, mesh=mesh, model=model,
-      state=step_lib.replicate(state, mesh), train_step=train_step,
-      eval_step=evaluate_lib.data_parallel_eval(model, config.data, mesh),
+      state=parallel.replicate(state, mesh), train_step=train_step,
+      eval_step=evaluate_lib.data_parallel_eval(
+          model, preprocess.spec_from_config(config.data), mesh),
       manager=manager)
 
 
@@ -175,7 +177,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
     bar.write(f'resumed from {workdir} at step {start}')
   try:
     for step in range(start + 1, num_steps + 1):
-      batch = step_lib.global_batch(next(iterator), exp.mesh, TRAIN_KEYS)
+      batch = parallel.global_batch(next(iterator), exp.mesh, TRAIN_KEYS)
       state, metrics = exp.train_step(state, batch)
       pending.append((step, metrics))
       bar.update(1)
@@ -184,7 +186,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
       eval_now = step % config.eval.every_steps == 0 or last
       save_now = step % config.checkpoint.every_steps == 0 or last
       if log_now or eval_now or save_now:
-        window += step_lib.check_finite(pending)
+        window += check_finite(pending)
         pending = []
       if log_now:
         elapsed = time.perf_counter() - window_start
@@ -248,6 +250,28 @@ def evaluate_checkpoint(config: ml_collections.ConfigDict, workdir: str, *,
     print(f'checkpoint step {step} ({config.eval.restore}): '
           + _format(metrics))
   return metrics
+
+
+def all_finite(metrics: Mapping[str, Any]) -> bool:
+  return all(bool(np.all(np.isfinite(np.asarray(v)))) for v in metrics.values())
+
+
+def check_finite(history: list[tuple[int, dict[str, Any]]]
+                 ) -> list[tuple[int, dict]]:
+  """Fetches pending per-step metrics; raises at the first non-finite step.
+
+  `history` holds (step number after the update, device metrics). Checking
+  loss and gradient norm covers the state too: finite gradients give finite
+  parameters.
+  """
+  fetched = [(step, jax.device_get(m)) for step, m in history]
+  for step, metrics in fetched:
+    if not all_finite({k: metrics[k] for k in ('loss', 'grad_norm')}):
+      raise FloatingPointError(
+          f'non-finite loss at training step {step} (loss={metrics["loss"]}, '
+          f'grad_norm={metrics["grad_norm"]}); stopping without saving this '
+          'state; the last good checkpoint is kept')
+  return fetched
 
 
 def _format(metrics: dict[str, float]) -> str:

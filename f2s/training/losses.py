@@ -10,29 +10,7 @@ import jax.numpy as jnp
 import optax
 
 from f2s import metrics as f2s_metrics
-
-VALUE_RANGES = ('unit', 'symmetric')
-
-
-def to_unit(x: jax.Array, value_range: str) -> jax.Array:
-  """Maps an image from the data value range to [0, 1]."""
-  if value_range == 'unit':
-    return x
-  if value_range == 'symmetric':
-    return (x + 1.0) / 2.0
-  raise ValueError(
-      f'data.value_range={value_range!r}: expected one of {VALUE_RANGES}')
-
-
-def from_unit(x: jax.Array, value_range: str) -> jax.Array:
-  """Maps a [0, 1] image to the data value range."""
-  if value_range == 'unit':
-    return x
-  if value_range == 'symmetric':
-    return x * 2.0 - 1.0
-  raise ValueError(
-      f'data.value_range={value_range!r}: expected one of {VALUE_RANGES}')
-
+from f2s import value_range as value_ranges
 
 def bce(logits: jax.Array, target01: jax.Array) -> jax.Array:
   """Mean binary cross-entropy of sigmoid(logits) against [0, 1] targets."""
@@ -93,7 +71,7 @@ def total_loss(
   other aux scalars and the total under 'loss'.
   """
   check_terms(terms)
-  target01 = to_unit(target, value_range)
+  target01 = value_ranges.to_unit(target, value_range)
   metrics = {}
   loss = jnp.zeros((), jnp.float32)
   for name, weight in terms.items():

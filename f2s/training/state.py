@@ -8,6 +8,8 @@ import ml_collections
 import optax
 from flax import linen as nn
 
+from f2s.models import CODEBOOK_RNG, SAMPLE_RNG
+
 PyTree = Any
 
 
@@ -60,7 +62,8 @@ def init_variables(model: nn.Module, photo_shape: tuple[int, ...],
   """Initialises the model's variables from a zero photo batch."""
   params_key, sample_key, codebook_key = jax.random.split(key, 3)
   return model.init(
-      {'params': params_key, 'sample': sample_key, 'codebook': codebook_key},
+      {'params': params_key, SAMPLE_RNG: sample_key,
+       CODEBOOK_RNG: codebook_key},
       jnp.zeros(photo_shape, jnp.float32), train=False)
 
 

@@ -2,10 +2,11 @@
 import ml_collections
 
 from f2s import models
+from f2s import value_range as value_ranges
+from f2s.data import preprocess
 from f2s.training import losses
 
 DATASETS = ('synthetic_face_sketch', 'cuhk_face_sketch')
-PROTOCOLS = ('casq', 'standard')
 EVAL_METRICS = ('ssim', 'mse', 'psnr')
 
 
@@ -43,9 +44,9 @@ def validate_config(config: ml_collections.ConfigDict,
     if section not in config:
       raise ValueError(f'config lacks section {section!r}')
   _choice('config.data.dataset', config.data.dataset, DATASETS)
-  _choice('config.data.protocol', config.data.protocol, PROTOCOLS)
+  _choice('config.data.protocol', config.data.protocol, preprocess.PROTOCOLS)
   _choice('config.data.value_range', config.data.value_range,
-          losses.VALUE_RANGES)
+          value_ranges.VALUE_RANGES)
   # build_model's own checks name unknown models, variants and knobs.
   models.build_model(config.model, (8, 8, 1))
   losses.check_terms(dict(config.loss.terms))

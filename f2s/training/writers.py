@@ -7,6 +7,8 @@ import numpy as np
 from PIL import Image
 from tensorboardX import SummaryWriter
 
+from f2s import value_range as value_ranges
+
 METRICS_FILE = 'metrics.jsonl'
 SAMPLES_DIR = 'samples'
 
@@ -72,10 +74,8 @@ def sample_grid(photo: np.ndarray, sketch: np.ndarray, prediction: np.ndarray,
   photo and sketch are in the data value range, prediction in [0, 1]; all
   share height and width (the padded size under the standard protocol).
   """
-  def unit(x):
-    return (x + 1.0) / 2.0 if value_range == 'symmetric' else x
-
-  columns = [_to_rgb_uint8(unit(photo)), _to_rgb_uint8(unit(sketch)),
+  columns = [_to_rgb_uint8(value_ranges.to_unit(photo, value_range)),
+             _to_rgb_uint8(value_ranges.to_unit(sketch, value_range)),
              _to_rgb_uint8(prediction)]
   n, h, w, _ = columns[0].shape
   grid = np.full((n * h + (n - 1) * gap, 3 * w + 2 * gap, 3), 255, np.uint8)

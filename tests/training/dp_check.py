@@ -14,7 +14,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import jax  # noqa: E402
 import numpy as np  # noqa: E402
 
-from f2s.training import state as state_lib, step as step_lib  # noqa: E402
+from f2s.training import parallel, state as state_lib, step as step_lib  # noqa: E402
 from f2s import models  # noqa: E402
 from training_stand_in import (StandIn, fake_batch, load_config,  # noqa: E402
                                train_config)
@@ -31,11 +31,11 @@ def fresh():
 
 
 def run_mesh(devices, steps=3):
-  mesh = step_lib.make_mesh(devices)
-  fn = step_lib.data_parallel(per_device, mesh)
-  state = step_lib.replicate(fresh(), mesh)
+  mesh = parallel.make_mesh(devices)
+  fn = parallel.data_parallel(per_device, mesh)
+  state = parallel.replicate(fresh(), mesh)
   for i in range(steps):
-    state, metrics = fn(state, step_lib.global_batch(
+    state, metrics = fn(state, parallel.global_batch(
         fake_batch(i, 8), mesh, keys))
   return jax.device_get(state), jax.device_get(metrics)
 

@@ -1,0 +1,199 @@
+"""Results tables: runs on disk -> per-row mean ± std -> JSON, Markdown, README.
+
+A run is one `python -m f2s.main` workdir `<root>/<preset>/<row>/seed<k>`
+(see `f2s.tables`) holding `reproduce_run.json` (its command, wall time,
+device, jax version) and the metrics.json that `--mode=eval` writes beside
+its prediction PNGs. `experiments/reproduce.py` trains and scores the runs;
+this module only reads them.
+"""
+import json
+import os
+import re
+from typing import Any
+
+import numpy as np
+
+from f2s import tables
+
+RUN_FILE = 'reproduce_run.json'
+METRICS = ('ssim', 'fsim', 'mse', 'psnr')
+NOT_RUN = 'not run: the study recipe takes ~14 h a run on a 2-core CPU'
+
+
+def run_dir(workdir: str, row: tables.Row, seed: int,
+            steps: int | None) -> str:
+  name = f'seed{seed}' + (f'_steps{steps}' if steps is not None else '')
+  return os.path.join(workdir, row.run_id, name)
+
+
+def read_json(path: str) -> Any:
+  with open(path) as f:
+    return json.load(f)
+
+
+def write_json(path: str, value: Any) -> None:
+  tmp = path + '.tmp'
+  with open(tmp, 'w') as f:
+    json.dump(value, f, indent=1)
+    f.write('\n')
+  os.replace(tmp, path)
+
+
+def eval_metrics_path(directory: str) -> str | None:
+  """The newest `predictions/<step>/metrics.json` of a run, if any."""
+  root = os.path.join(directory, 'predictions')
+  if not os.path.isdir(root):
+    return None
+  steps = sorted((int(s) for s in os.listdir(root) if s.isdigit()),
+                 reverse=True)
+  for step in steps:
+    path = os.path.join(root, str(step), 'metrics.json')
+    if os.path.exists(path):
+      return path
+  return None
+
+
+def collect_run(directory: str) -> dict[str, Any] | None:
+  """One run's entry of the JSON, or None if it is not trained and scored."""
+  record_path = os.path.join(directory, RUN_FILE)
+  path = eval_metrics_path(directory)
+  if path is None or not os.path.exists(record_path):
+    return None
+  record = read_json(record_path)
+  if not record.get('finished'):
+    return None
+  metrics = read_json(path)
+  config = read_json(os.path.join(directory, 'config.json'))
+  return {
+      'seed': config['seed'],
+      **{k: metrics[k] for k in METRICS},
+      'steps': metrics['step'],
+      'images_seen': metrics['step'] * config['train']['global_batch_size'],
+      'wall_s': round(record['wall_s'], 1),
+      'device': record['device'],
+      'jax': record['jax'],
+      'command': record['command'],
+  }
+
+
+def collect_table(table: str, workdir: str, seeds: int,
+                  steps: int | None, cpu_only: bool) -> dict[str, Any]:
+  """The table's JSON from the runs on disk."""
+  rows = []
+  for row in tables.TABLES[table]:
+    runs = [r for s in range(seeds)
+            if (r := collect_run(run_dir(workdir, row, s, steps)))]
+    entry = {
+        'row': row.name, 'model': row.model, 'variant': row.variant,
+        'recipe': tables.RECIPE_TEXT[row.recipe], 'preset': row.preset,
+        'config': row.config_arg, 'overrides': row.overrides, 'runs': runs,
+    }
+    if runs:
+      entry['mean'] = {k: float(np.mean([r[k] for r in runs]))
+                       for k in METRICS}
+      entry['std'] = {k: float(np.std([r[k] for r in runs]))
+                      for k in METRICS}
+    elif row.needs_accelerator and cpu_only:
+      entry['status'] = NOT_RUN
+    else:
+      entry['status'] = 'not run yet'
+    rows.append(entry)
+  result = {'table': table, 'description': tables.TABLE_DESCRIPTIONS[table],
+            'rows': rows}
+  if table == 'study':
+    result['reference'] = tables.STUDY_REFERENCE
+  return result
+
+
+def _cell(row: dict[str, Any], key: str, digits: int) -> str:
+  if not row['runs']:
+    return '-'
+  mean, std = row['mean'][key], row['std'][key]
+  if len(row['runs']) == 1:
+    return f'{mean:.{digits}f}'
+  return f'{mean:.{digits}f} ± {std:.{digits}f}'
+
+
+def markdown(result: dict[str, Any]) -> str:
+  """The table as Markdown: mean ± std (population) over seeds per row."""
+  study = result['table'] == 'study'
+  head = ['row', 'recipe', 'seeds', 'SSIM', 'FSIM', 'MSE', 'PSNR']
+  if study:
+    head += ['study SSIM', 'study MSE']
+  head.append('device')
+  lines = ['| ' + ' | '.join(head) + ' |',
+           '| ' + ' | '.join(['---'] * 2 + ['---:'] * (len(head) - 3)
+                             + ['---']) + ' |']
+  for row in result['rows']:
+    recipe = row['recipe'].split(':')[0]
+    if row['runs']:
+      devices = sorted({r['device'] for r in row['runs']})
+      cells = [row['row'], recipe, str(len(row['runs'])),
+               _cell(row, 'ssim', 4), _cell(row, 'fsim', 4),
+               _cell(row, 'mse', 4), _cell(row, 'psnr', 2)]
+    else:
+      devices = [row['status']]
+      cells = [row['row'], recipe, '0', '-', '-', '-', '-']
+    if study:
+      ref = result['reference'][row['model']]
+      cells += [f'{ref["ssim"]:.4f}', f'{ref["mse"]:.4f}']
+    cells.append('; '.join(devices))
+    lines.append('| ' + ' | '.join(cells) + ' |')
+  recipes = sorted({r['recipe'] for r in result['rows']})
+  notes = [f'{result["description"]} Mean ± standard deviation over seeds.']
+  notes += [f'- {r}' for r in recipes]
+  text = '\n'.join(lines) + '\n\n' + '\n'.join(notes) + '\n'
+  if result['table'] == 'ablation':
+    text += '\n' + contributions_markdown(result)
+  return (text + '\nRegenerate: `python experiments/reproduce.py --table='
+          f'{result["table"]} --seeds=3`\n')
+
+
+# (what the part is, the row with it, the row without it)
+CONTRIBUTIONS = (
+    ('self-attention', 'casq_paper', 'casq_paper_no_attention'),
+    ('the quantizer (vs a plain bottleneck)', 'casq_paper',
+     'casq_paper_no_quantizer'),
+    ('EMA codebook (vs plain VQ)', 'casq_paper', 'casq_paper_plain_vq'),
+    ('CASQ (vs the conv DAE)', 'casq_paper', 'dae_conv'),
+)
+
+
+def paired_differences(result: dict[str, Any], with_row: str,
+                       without_row: str, key: str) -> list[float]:
+  """Per-seed `key` differences with - without, over seeds both rows ran."""
+  runs = {r['row']: {run['seed']: run[key] for run in r['runs']}
+          for r in result['rows']}
+  a, b = runs.get(with_row, {}), runs.get(without_row, {})
+  return [a[s] - b[s] for s in sorted(set(a) & set(b))]
+
+
+def contributions_markdown(result: dict[str, Any]) -> str:
+  """What each part adds: mean ± std of the per-seed paired differences."""
+  lines = ['| part | seeds | Δ SSIM | Δ FSIM | Δ MSE |',
+           '| --- | ---: | ---: | ---: | ---: |']
+  for part, with_row, without_row in CONTRIBUTIONS:
+    diffs = {k: paired_differences(result, with_row, without_row, k)
+             for k in ('ssim', 'fsim', 'mse')}
+    n = len(diffs['ssim'])
+    cells = [f'{np.mean(d):+.4f} ± {np.std(d):.4f}' if n else '-'
+             for d in diffs.values()]
+    lines.append(f'| {part} | {n} | ' + ' | '.join(cells) + ' |')
+  return ("Each part's contribution: `casq_paper` minus the row "
+          'without it, paired by seed (positive Δ SSIM/FSIM and negative '
+          'Δ MSE: the part helps).\n\n' + '\n'.join(lines) + '\n')
+
+
+def update_readme(table: str, text: str, path: str) -> bool:
+  """Replaces the README section between the table's markers; False if the
+  README has no such markers."""
+  with open(path) as f:
+    readme = f.read()
+  begin, end = f'<!-- results:{table}:begin -->', f'<!-- results:{table}:end -->'
+  pattern = re.compile(re.escape(begin) + '.*?' + re.escape(end), re.S)
+  if not pattern.search(readme):
+    return False
+  readme = pattern.sub(lambda _: f'{begin}\n{text}{end}', readme)
+  with open(path, 'w') as f:
+    f.write(readme)
+  return True
