@@ -75,7 +75,7 @@ def bench_jax(name: str, preset: str, batch_size: int | None, warmup: int,
   from f2s import models
   from f2s.data import preprocess
   from f2s.training import evaluate as evaluate_lib
-  from f2s.training import loop, parallel, state as state_lib, step as step_lib
+  from f2s.training import parallel, state as state_lib, step as step_lib
   from f2s.training.validate import validate_config
 
   config = load_config(name, preset)
@@ -83,7 +83,8 @@ def bench_jax(name: str, preset: str, batch_size: int | None, warmup: int,
     config.train.global_batch_size = config.eval.batch_size = batch_size
   validate_config(config, jax.device_count(), jax.process_count())
   batch_size = config.train.global_batch_size
-  out_shape = loop.image_shape(config.data)
+  spec = preprocess.spec_from_config(config.data)
+  out_shape = spec.sketch_shape
   mesh = parallel.make_mesh()
   model = models.build_model(config.model, out_shape, axis_name=parallel.AXIS)
   tx = state_lib.make_optimizer(config.train)
@@ -107,8 +108,7 @@ def bench_jax(name: str, preset: str, batch_size: int | None, warmup: int,
   start = time.perf_counter()
   train_compiled = train_step.lower(state, train_batch).compile()
   train_compile_s = time.perf_counter() - start
-  eval_step = evaluate_lib.data_parallel_eval(
-      model, preprocess.spec_from_config(config.data), mesh)
+  eval_step = evaluate_lib.data_parallel_eval(model, spec, mesh)
   start = time.perf_counter()
   eval_compiled = eval_step.lower(state, eval_batch).compile()
   eval_compile_s = time.perf_counter() - start

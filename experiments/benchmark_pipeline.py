@@ -11,18 +11,13 @@ Example:
 """
 
 import itertools
-import pathlib
-import sys
 import time
 
 from absl import app
 from absl import flags
-import ml_collections
 
-sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
-
-from f2s import datasets  # pylint: disable=g-import-not-at-top
-from f2s.data import pipeline
+from f2s import datasets
+from f2s.data import pipeline, preprocess
 
 _DATASET = flags.DEFINE_enum(
     'dataset', 'synthetic_face_sketch',
@@ -37,16 +32,16 @@ _PROTOCOL = flags.DEFINE_enum('protocol', 'casq', ['casq', 'standard'],
                               'Preprocessing protocol.')
 
 
-def _config(workers: int) -> ml_collections.ConfigDict:
-  return ml_collections.ConfigDict({'data': dict(
+def _spec() -> preprocess.DataSpec:
+  return preprocess.DataSpec(
       protocol=_PROTOCOL.value, value_range='unit', pad_to=(256, 208),
-      augment=_AUGMENT.value, flip=True, max_shift=8, max_scale=0.05,
-      num_workers=workers)})
+      augment=_AUGMENT.value, flip=True, max_shift=8, max_scale=0.05)
 
 
 def _images_per_second(source, workers: int) -> float:
-  loader = pipeline.train_loader(source, _config(workers), seed=0,
-                                 global_batch_size=_BATCH.value)
+  loader = pipeline.train_loader(source, _spec(), seed=0,
+                                 global_batch_size=_BATCH.value,
+                                 num_workers=workers)
   iterator = iter(loader)
   for _ in range(_WARMUP.value):
     next(iterator)

@@ -103,25 +103,25 @@ def make_train_loader(source: Sequence[dict[str, Any]], spec: DataSpec, *,
       worker_count=num_workers, shard_options=shard_options)
 
 
-def train_loader(source: Sequence[dict[str, Any]], config: Any, *, seed: int,
-                 global_batch_size: int) -> grain.DataLoader:
-  """Infinite shuffled (augmented if config.data.augment) training batches.
+def train_loader(source: Sequence[dict[str, Any]], spec: DataSpec, *,
+                 seed: int, global_batch_size: int,
+                 num_workers: int = 0) -> grain.DataLoader:
+  """Infinite shuffled (augmented if spec.augment) training batches.
 
   Iterate the returned DataLoader; its iterator's `get_state()` bytes restore
   the position with `set_state()`. Each process reads its own shard of the
   records (`jax.process_index()` of `jax.process_count()`) and yields batches
   of global_batch_size // process_count examples: float32 `photo`
-  (B, H, W, 3) and `sketch` (B, H, W, C) as set by config.data.protocol.
+  (B, H, W, 3) and `sketch` (B, H, W, C) as set by spec.protocol.
   """
-  spec = preprocess.spec_from_config(config.data)
   host_batch = host_batch_size(global_batch_size)
   return make_train_loader(
       source, spec, seed=seed, host_batch=host_batch,
       shard_index=jax.process_index(), shard_count=jax.process_count(),
-      num_workers=int(config.data.get('num_workers', 0)))
+      num_workers=num_workers)
 
 
-def eval_batches(source: Sequence[dict[str, Any]], config: Any, *,
+def eval_batches(source: Sequence[dict[str, Any]], spec: DataSpec, *,
                  batch_size: int,
                  process_index: int | None = None,
                  process_count: int | None = None,
@@ -138,7 +138,6 @@ def eval_batches(source: Sequence[dict[str, Any]], config: Any, *,
   Raises ValueError, as `train_loader`, when batch_size does not split evenly
   over the devices. `process_index` / `process_count` default to JAX's.
   """
-  spec = preprocess.spec_from_config(config.data)
   process_index = jax.process_index() if process_index is None else process_index
   process_count = process_count or jax.process_count()
   local_batch = host_batch_size(batch_size, process_count=process_count)

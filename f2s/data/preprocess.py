@@ -64,6 +64,11 @@ class DataSpec:
   def sketch_channels(self) -> int:
     return 3 if self.protocol == 'casq' else 1
 
+  @property
+  def sketch_shape(self) -> tuple[int, int, int]:
+    """(H, W, C) of the target sketch and the model output."""
+    return (*self.image_shape, self.sketch_channels)
+
 
 def spec_from_config(data_config: Any) -> DataSpec:
   """Builds a DataSpec from `config.data`, naming any missing key."""

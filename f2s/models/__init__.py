@@ -2,7 +2,9 @@
 
 Sizes live only in `_DEFAULTS` below; every one is a `config.model` knob.
 Models are called as `model.apply(variables, photo, train=..., rngs=...,
-mutable=...)` and return `(logits, aux)` (see CONTRACTS.md).
+mutable=...)` and return `(logits, aux)`: pre-sigmoid sketch logits of
+`out_shape` and a dict of scalar metrics (`*_loss` entries are added to the
+training loss).
 """
 
 from typing import Any
@@ -17,7 +19,7 @@ from f2s.models.quantizers import (CODEBOOK_RNG, VQ_COLLECTION, VectorQuantizer,
                                    VectorQuantizerEMA, VQOutput)
 from f2s.models.vae import SAMPLE_RNG, ConvVAE, DenseVAE
 
-__all__ = ['build_model', 'default_config', 'VARIANTS', 'CASQ', 'ConvDAE', 'DenseDAE',
+__all__ = ['build_model', 'check_config', 'default_config', 'VARIANTS', 'CASQ', 'ConvDAE', 'DenseDAE',
            'ConvVAE', 'DenseVAE', 'SelfAttention', 'VectorQuantizer',
            'VectorQuantizerEMA', 'VQOutput', 'VQ_COLLECTION', 'SAMPLE_RNG', 'CODEBOOK_RNG']
 
@@ -66,13 +68,12 @@ def default_config(name: str, variant: str) -> ml_collections.ConfigDict:
   return ml_collections.ConfigDict(dict(name=name, variant=variant, **knobs))
 
 
-def build_model(config: ml_collections.ConfigDict, out_shape: tuple[int, int, int],
-                axis_name: str | None = None) -> nn.Module:
-  """The Flax module described by `config` (= `config.model`).
+def check_config(config: ml_collections.ConfigDict
+                 ) -> tuple[type[nn.Module], dict[str, Any]]:
+  """(module class, its keyword arguments) of `config` (= `config.model`).
 
-  Knobs missing from `config` take the variant's defaults; a knob the variant
-  does not have raises ValueError. `axis_name` is used by the EMA quantizer
-  (psum over data-parallel replicas) and ignored by models without state.
+  Knobs missing from `config` take the variant's defaults; an unknown model,
+  variant or knob raises ValueError naming it.
   """
   if 'name' not in config or 'variant' not in config:
     raise ValueError(f'config.model needs keys "name" and "variant", got {sorted(config)}.')
@@ -82,9 +83,19 @@ def build_model(config: ml_collections.ConfigDict, out_shape: tuple[int, int, in
   if unexpected:
     raise ValueError(f'Unexpected knob(s) {unexpected} in config.model for '
                      f'{config.name}/{config.variant}; allowed: {sorted(knobs)}.')
+  return cls, {**knobs, **given}
+
+
+def build_model(config: ml_collections.ConfigDict, out_shape: tuple[int, int, int],
+                axis_name: str | None = None) -> nn.Module:
+  """The Flax module described by `config` (= `config.model`), see `check_config`.
+
+  `axis_name` is used by the EMA quantizer (psum over data-parallel replicas)
+  and ignored by models without state.
+  """
+  cls, kwargs = check_config(config)
   if len(out_shape) != 3:
     raise ValueError(f'out_shape must be (H, W, C), got {out_shape}.')
-  kwargs = {**knobs, **given}
   # ConfigDict may hand back lists: modules want hashable tuples.
   kwargs = {k: tuple(v) if isinstance(v, list) else v for k, v in kwargs.items()}
   if cls is CASQ:

@@ -25,16 +25,11 @@ TRAIN_KEYS = ('photo', 'sketch')
 PREDICTIONS_DIR = 'predictions'
 
 
-def image_shape(data_cfg: ml_collections.ConfigDict) -> tuple[int, int, int]:
-  """(H, W, C) of the target sketch (and the model output) under the protocol."""
-  spec = preprocess.spec_from_config(data_cfg)
-  return (*spec.image_shape, spec.sketch_channels)
-
-
 @dataclasses.dataclass
 class Experiment:
-  """The pieces a run needs, built once from the config."""
+  """The pieces a run needs, built once from the (validated) config."""
   config: ml_collections.ConfigDict
+  spec: preprocess.DataSpec
   mesh: Mesh
   model: nn.Module
   state: state_lib.TrainState
@@ -53,7 +48,8 @@ def build_experiment(config: ml_collections.ConfigDict,
                      workdir: str) -> Experiment:
   """Builds mesh, model, state, steps and checkpoint manager (see check_run)."""
   mesh = parallel.make_mesh()
-  out_shape = image_shape(config.data)
+  spec = preprocess.spec_from_config(config.data)
+  out_shape = spec.sketch_shape
   model = models.build_model(config.model, out_shape, axis_name=parallel.AXIS)
   tx = state_lib.make_optimizer(config.train)
   state = state_lib.create_train_state(model, tx, (1, *out_shape[:2], 3),
@@ -69,10 +65,9 @@ def build_experiment(config: ml_collections.ConfigDict,
       best_metric=config.checkpoint.best_metric,
       best_mode=config.checkpoint.best_mode)
   return Experiment(
-      config=config, mesh=mesh, model=model,
+      config=config, spec=spec, mesh=mesh, model=model,
       state=parallel.replicate(state, mesh), train_step=train_step,
-      eval_step=evaluate_lib.data_parallel_eval(
-          model, preprocess.spec_from_config(config.data), mesh),
+      eval_step=evaluate_lib.data_parallel_eval(model, spec, mesh),
       manager=manager)
 
 
@@ -111,10 +106,9 @@ def run_evaluation(exp: Experiment, state: state_lib.TrainState,
   prediction there as PNG and the metrics as metrics.json."""
   metrics, samples = evaluate_lib.evaluate(
       exp.eval_step, state,
-      pipeline.eval_batches(test_source, exp.config,
+      pipeline.eval_batches(test_source, exp.spec,
                             batch_size=exp.config.eval.batch_size), exp.mesh,
-      num_samples=num_samples,
-      data_spec=preprocess.spec_from_config(exp.config.data),
+      num_samples=num_samples, data_spec=exp.spec,
       prediction_dir=predictions_to)
   if predictions_to is not None and jax.process_index() == 0:
     evaluate_lib.write_metrics(predictions_to, int(jax.device_get(state.step)),
@@ -157,8 +151,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
   train_source, test_source = sources
   exp = build_experiment(config, workdir)
   iterator = iter(pipeline.train_loader(
-      train_source, config, seed=config.seed,
-      global_batch_size=config.train.global_batch_size))
+      train_source, exp.spec, seed=config.seed,
+      global_batch_size=config.train.global_batch_size,
+      num_workers=config.data.num_workers))
   state = exp.state
   if exp.manager.latest_step() is not None:
     state = checkpoints.restore(exp.manager, state, iterator)

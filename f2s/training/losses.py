@@ -68,9 +68,9 @@ def total_loss(
   """Weighted reconstruction terms plus the model's auxiliary `*_loss` terms.
 
   Returns (loss, metrics): metrics holds every unweighted term, the model's
-  other aux scalars and the total under 'loss'.
+  other aux scalars and the total under 'loss'. `terms` are checked once,
+  with `check_terms`, where the config is validated.
   """
-  check_terms(terms)
   target01 = value_ranges.to_unit(target, value_range)
   metrics = {}
   loss = jnp.zeros((), jnp.float32)

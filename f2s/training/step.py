@@ -50,7 +50,6 @@ def make_train_step(
   psummed over the data axis. Metrics are averaged over devices.
   """
   terms = dict(terms)
-  losses.check_terms(terms)
 
   def train_step(state: TrainState, batch: Batch
                  ) -> tuple[TrainState, Metrics]:

@@ -47,8 +47,7 @@ def validate_config(config: ml_collections.ConfigDict,
   _choice('config.data.protocol', config.data.protocol, preprocess.PROTOCOLS)
   _choice('config.data.value_range', config.data.value_range,
           value_ranges.VALUE_RANGES)
-  # build_model's own checks name unknown models, variants and knobs.
-  models.build_model(config.model, (8, 8, 1))
+  models.check_config(config.model)
   losses.check_terms(dict(config.loss.terms))
   _choice('config.train.lr_schedule', config.train.lr_schedule,
           ('constant', 'cosine'))
