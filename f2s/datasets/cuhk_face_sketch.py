@@ -215,12 +215,14 @@ class CuhkFaceSketch(tfds.core.GeneratorBasedBuilder):
     test = _folder_pairs(
         folders[cuhk_layout.TEST_PHOTOS], folders[cuhk_layout.TEST_SKETCHES]
     )
-    by_name = {pair.name: pair for pair in train + test}
-    if len(by_name) != len(train) + len(test):
+    shared = sorted({p.name for p in train} & {p.name for p in test})
+    if shared:
       raise ValueError(
-          f'{manual_dir}: a photo name occurs in both the training and the'
-          ' testing folder; expected distinct names'
+          f'{manual_dir}: photo name(s) {shared} occur in both'
+          f' {cuhk_layout.TRAIN_PHOTOS} and {cuhk_layout.TEST_PHOTOS};'
+          ' expected distinct names'
       )
+    by_name = {pair.name: pair for pair in train + test}
     try:
       casq_train, casq_test = cuhk_layout.casq_split(
           [p.name for p in test], [p.name for p in train]

@@ -58,7 +58,8 @@ def pair_files(
   """(photo file, sketch file) pairs sorted by photo file name.
 
   Raises ValueError naming the folders and files when a photo has no sketch, a
-  sketch has no photo, or two sketches map to the same photo.
+  sketch has no photo, two sketches map to the same photo or two photos share
+  a name stem.
   """
   by_stem: dict[str, str] = {}
   for sketch in sorted(sketch_files):
@@ -70,7 +71,14 @@ def pair_files(
       )
     by_stem[stem] = sketch
   photos = sorted(photo_files)
-  photo_stems = {_stem(p) for p in photos}
+  photo_stems: dict[str, str] = {}
+  for photo in photos:
+    if _stem(photo) in photo_stems:
+      raise ValueError(
+          f'{photo_dir}: photos {photo_stems[_stem(photo)]!r} and {photo!r}'
+          f' have the same name stem {_stem(photo)!r}; expected one photo per'
+          ' name')
+    photo_stems[_stem(photo)] = photo
   lonely_photos = [p for p in photos if _stem(p) not in by_stem]
   lonely_sketches = [s for t, s in sorted(by_stem.items()) if t not in photo_stems]
   if lonely_photos:
