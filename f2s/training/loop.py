@@ -161,7 +161,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
   start = int(jax.device_get(state.step))
   num_steps = config.train.num_steps
   is_main = jax.process_index() == 0
-  writer = writers.MetricWriter(workdir, enabled=is_main)
+  writer = writers.MetricWriter(workdir, enabled=is_main, resume_step=start)
   schedule = state_lib.learning_rate_schedule(config.train)
   pending, window = [], []
   window_start, window_from = time.perf_counter(), start

@@ -16,18 +16,27 @@ SAMPLES_DIR = 'samples'
 class MetricWriter:
   """Writes scalars to workdir/metrics.jsonl and TensorBoard event files.
 
-  A disabled writer (processes other than 0) writes nothing.
+  A disabled writer (processes other than 0) writes nothing. `resume_step`:
+  the step a resumed run restarts after; what an interrupted run logged past
+  it is dropped (metrics.jsonl lines, and TensorBoard events through
+  `purge_step`), so the logs read as one uninterrupted run.
   """
 
-  def __init__(self, workdir: str, enabled: bool = True):
+  def __init__(self, workdir: str, enabled: bool = True,
+               resume_step: int | None = None):
     self._enabled = enabled
     self._workdir = workdir
     self._jsonl = None
     self._tb = None
     if enabled:
       os.makedirs(workdir, exist_ok=True)
-      self._jsonl = open(os.path.join(workdir, METRICS_FILE), 'a')
-      self._tb = SummaryWriter(logdir=os.path.join(workdir, 'tensorboard'))
+      path = os.path.join(workdir, METRICS_FILE)
+      if resume_step is not None:
+        _drop_lines_after(path, resume_step)
+      self._jsonl = open(path, 'a')
+      self._tb = SummaryWriter(
+          logdir=os.path.join(workdir, 'tensorboard'),
+          purge_step=None if resume_step is None else resume_step + 1)
 
   def write_scalars(self, step: int, split: str,
                     scalars: Mapping[str, float]) -> None:
@@ -57,6 +66,20 @@ class MetricWriter:
     if self._enabled:
       self._jsonl.close()
       self._tb.close()
+
+
+def _drop_lines_after(path: str, step: int) -> None:
+  """Keeps the metrics.jsonl records of steps <= `step` (atomic rewrite)."""
+  if not os.path.exists(path):
+    return
+  with open(path) as f:
+    lines = [line for line in f if line.strip()]
+  keep = [line for line in lines if json.loads(line)['step'] <= step]
+  if len(keep) == len(lines):
+    return
+  with open(path + '.tmp', 'w') as f:
+    f.writelines(keep)
+  os.replace(path + '.tmp', path)
 
 
 def _to_rgb_uint8(x: np.ndarray) -> np.ndarray:
