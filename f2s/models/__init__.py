@@ -29,21 +29,21 @@ _CASQ_QUANTIZER = dict(quantizer='ema', commitment_cost=0.25, decay=0.99, epsilo
 _DEFAULTS: dict[tuple[str, str], tuple[type[nn.Module], dict[str, Any]]] = {
     ('dae', 'paper'): (DenseDAE, dict(hidden=(128, 64, 32))),
     ('dae', 'conv'): (ConvDAE, dict(features=(32, 64, 128), latent_channels=16,
-                                    block='plain', num_groups=8)),
+                                    block='plain', num_groups=8, conv_impl='auto')),
     ('vae', 'paper'): (DenseVAE, dict(hidden=(128, 64, 32), latent_dim=4)),
     ('vae', 'conv'): (ConvVAE, dict(features=(32, 64, 128), latent_channels=8,
-                                    block='plain', num_groups=8)),
+                                    block='plain', num_groups=8, conv_impl='auto')),
     ('casq', 'paper'): (CASQ, dict(
         features=(64, 32, 16), decoder_features=(16, 32, 64), block='plain',
         num_groups=0, bottleneck_blocks=0, attention=True, embedding_dim=32,
-        num_embeddings=128, dead_code_steps=20, **_CASQ_QUANTIZER)),
+        num_embeddings=128, dead_code_steps=20, conv_impl='auto', **_CASQ_QUANTIZER)),
     ('casq', 'default'): (CASQ, dict(
         # Narrow at full resolution, wide at the bottleneck: a CPU train step
         # (batch 16, 200x200) costs ~2x the paper variant's (7.8 vs 16.0
         # images/s in experiments/benchmark.py).
         features=(16, 64, 128), decoder_features=(64, 32, 16), block='residual',
         num_groups=8, bottleneck_blocks=2, attention=True, embedding_dim=64,
-        num_embeddings=512, dead_code_steps=20, **_CASQ_QUANTIZER)),
+        num_embeddings=512, dead_code_steps=20, conv_impl='auto', **_CASQ_QUANTIZER)),
 }
 
 VARIANTS: dict[str, tuple[str, ...]] = {}

@@ -8,7 +8,7 @@ import jax.numpy as jnp
 
 from f2s.models.attention import SelfAttention
 from f2s.models.common import check_io
-from f2s.models.layers import ConvDecoder, ConvEncoder, make_block
+from f2s.models.layers import ConvDecoder, ConvEncoder, make_block, resolve_conv_impl
 from f2s.models.quantizers import VectorQuantizer, VectorQuantizerEMA
 
 QUANTIZERS = ('ema', 'plain', 'none')
@@ -41,6 +41,7 @@ class CASQ(nn.Module):
   decay: float
   epsilon: float
   dead_code_steps: int
+  conv_impl: str = 'auto'  # layers.resolve_conv_impl: same parameters either way
   axis_name: str | None = None
 
   @nn.compact
@@ -49,9 +50,12 @@ class CASQ(nn.Module):
     if len(self.decoder_features) != len(self.features):
       raise ValueError(f'CASQ: decoder_features {tuple(self.decoder_features)} must have '
                        f'as many stages as features {tuple(self.features)}.')
-    h = ConvEncoder(self.features, self.block, self.num_groups, name='encoder')(photo)
+    conv = resolve_conv_impl(self.conv_impl)
+    h = ConvEncoder(self.features, self.block, self.num_groups, conv,
+                    name='encoder')(photo)
     for i in range(self.bottleneck_blocks):
-      h = make_block(self.block, self.features[-1], self.num_groups, f'enc_mid{i}')(h)
+      h = make_block(self.block, self.features[-1], self.num_groups, f'enc_mid{i}',
+                     conv=conv)(h)
     if self.attention:
       h = SelfAttention(name='attention')(h)
     z = nn.Conv(self.embedding_dim, (1, 1), name='pre_vq')(h)
@@ -69,9 +73,10 @@ class CASQ(nn.Module):
                        f'{QUANTIZERS}.')
     h = z if vq is None else vq.quantize
     for i in range(self.bottleneck_blocks):
-      h = make_block(self.block, self.decoder_features[0], self.num_groups, f'dec_mid{i}')(h)
+      h = make_block(self.block, self.decoder_features[0], self.num_groups, f'dec_mid{i}',
+                     conv=conv)(h)
     logits = ConvDecoder(self.decoder_features, self.out_shape[-1], self.block,
-                         self.num_groups, name='decoder')(h)
+                         self.num_groups, conv, name='decoder')(h)
     if vq is None:
       return logits, {}
     aux = {'vq_loss': vq.loss, 'perplexity': vq.perplexity, 'code_usage': vq.code_usage,

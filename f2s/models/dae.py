@@ -7,7 +7,7 @@ import flax.linen as nn
 import jax
 
 from f2s.models.common import check_io
-from f2s.models.layers import ConvDecoder, ConvEncoder
+from f2s.models.layers import ConvDecoder, ConvEncoder, resolve_conv_impl
 
 
 class DenseDAE(nn.Module):
@@ -38,13 +38,16 @@ class ConvDAE(nn.Module):
   latent_channels: int
   block: str
   num_groups: int
+  conv_impl: str = 'auto'  # layers.resolve_conv_impl: same parameters either way
 
   @nn.compact
   def __call__(self, photo: jax.Array, *, train: bool = False):
     del train
     check_io(photo, self.out_shape, len(self.features), 'ConvDAE')
-    h = ConvEncoder(self.features, self.block, self.num_groups, name='encoder')(photo)
+    conv = resolve_conv_impl(self.conv_impl)
+    h = ConvEncoder(self.features, self.block, self.num_groups, conv,
+                    name='encoder')(photo)
     h = nn.Conv(self.latent_channels, (1, 1), name='bottleneck')(h)
     logits = ConvDecoder(tuple(self.features[::-1]), self.out_shape[-1], self.block,
-                         self.num_groups, name='decoder')(h)
+                         self.num_groups, conv, name='decoder')(h)
     return logits, {}

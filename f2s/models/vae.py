@@ -14,7 +14,7 @@ import jax
 import jax.numpy as jnp
 
 from f2s.models.common import check_io
-from f2s.models.layers import ConvDecoder, ConvEncoder
+from f2s.models.layers import ConvDecoder, ConvEncoder, resolve_conv_impl
 
 SAMPLE_RNG = 'sample'
 
@@ -64,14 +64,17 @@ class ConvVAE(nn.Module):
   latent_channels: int
   block: str
   num_groups: int
+  conv_impl: str = 'auto'  # layers.resolve_conv_impl: same parameters either way
 
   @nn.compact
   def __call__(self, photo: jax.Array, *, train: bool = False):
     check_io(photo, self.out_shape, len(self.features), 'ConvVAE')
-    h = ConvEncoder(self.features, self.block, self.num_groups, name='encoder')(photo)
+    conv = resolve_conv_impl(self.conv_impl)
+    h = ConvEncoder(self.features, self.block, self.num_groups, conv,
+                    name='encoder')(photo)
     stats = nn.Conv(2 * self.latent_channels, (1, 1), name='posterior')(h)
     mean, logvar = jnp.split(stats, 2, axis=-1)
     z = reparameterize(mean, logvar, self.make_rng(SAMPLE_RNG) if train else None)
     logits = ConvDecoder(tuple(self.features[::-1]), self.out_shape[-1], self.block,
-                         self.num_groups, name='decoder')(z)
+                         self.num_groups, conv, name='decoder')(z)
     return logits, {'kl_loss': kl_divergence(mean, logvar)}

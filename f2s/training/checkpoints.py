@@ -46,13 +46,25 @@ def config_to_dict(config: ml_collections.ConfigDict) -> dict[str, Any]:
   return _normalise(config.to_dict())
 
 
+# Knobs under COMPATIBILITY_KEYS that leave the saved state's meaning alone:
+# the conv implementation computes the same function with the same parameters.
+COMPATIBLE_CHANGES = ('conv_impl',)
+
+
+def _without_compatible(value: Any) -> Any:
+  if isinstance(value, Mapping):
+    return {k: v for k, v in value.items() if k not in COMPATIBLE_CHANGES}
+  return value
+
+
 def incompatibilities(saved: Mapping[str, Any],
                       config: ml_collections.ConfigDict) -> list[str]:
   """Human-readable differences in COMPATIBILITY_KEYS (empty if none)."""
   current = config_to_dict(config)
   problems = []
   for key in COMPATIBILITY_KEYS:
-    old, new = _lookup(saved, key), _lookup(current, key)
+    old = _without_compatible(_lookup(saved, key))
+    new = _without_compatible(_lookup(current, key))
     if old != new:
       problems.append(f'{key}: saved {old!r}, now {new!r}')
   return problems

@@ -4,6 +4,7 @@ import ml_collections
 from f2s import models
 from f2s import value_range as value_ranges
 from f2s.data import preprocess
+from f2s.models import layers
 from f2s.training import losses
 
 DATASETS = ('synthetic_face_sketch', 'cuhk_face_sketch')
@@ -48,6 +49,9 @@ def validate_config(config: ml_collections.ConfigDict,
   _choice('config.data.value_range', config.data.value_range,
           value_ranges.VALUE_RANGES)
   models.check_config(config.model)
+  if 'conv_impl' in config.model:
+    _choice('config.model.conv_impl', config.model.conv_impl,
+            layers.CONV_IMPLS)
   losses.check_terms(dict(config.loss.terms))
   _choice('config.train.lr_schedule', config.train.lr_schedule,
           ('constant', 'cosine'))

@@ -1,0 +1,101 @@
+"""The CPU-tuned convolutions are the plain Flax/XLA layers: values,
+gradients, parameters; whole models agree under either `conv_impl`."""
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from f2s import models
+from f2s.models.cpu_conv import FastConv3x3, conv3x3
+from f2s.models.layers import Conv3x3, upsample2
+
+
+def _lax_conv(x, kernel):
+  return jax.lax.conv_general_dilated(x, kernel, (1, 1), 'SAME',
+                                      dimension_numbers=('NHWC', 'HWIO', 'NHWC'))
+
+
+def _loss_grads(conv, x, kernel, dy):
+  return jax.grad(lambda x, k: jnp.sum(conv(x, k) * dy), argnums=(0, 1))(x, kernel)
+
+
+# 3 -> 64 takes the x-patch weight gradient, 64 -> 3 the dy-patch one, 5 -> 5 XLA's.
+@pytest.mark.parametrize('cin,cout', [(3, 64), (64, 3), (5, 5)])
+def test_conv3x3_matches_lax_conv_and_its_gradients(cin, cout):
+  kx, kk, ky = jax.random.split(jax.random.key(0), 3)
+  x = jax.random.normal(kx, (2, 7, 6, cin))
+  kernel = jax.random.normal(kk, (3, 3, cin, cout))
+  dy = jax.random.normal(ky, (2, 7, 6, cout))
+  np.testing.assert_allclose(conv3x3(x, kernel), _lax_conv(x, kernel), rtol=1e-5, atol=1e-5)
+  got = jax.jit(lambda *a: _loss_grads(conv3x3, *a))(x, kernel, dy)
+  want = _loss_grads(_lax_conv, x, kernel, dy)
+  for g, w in zip(got, want):
+    np.testing.assert_allclose(g, w, rtol=1e-5, atol=1e-4)
+
+
+@pytest.mark.parametrize('upsample', [False, True])
+def test_fast_conv_module_equals_xla_module(upsample):
+  """Same parameters, outputs and gradients as `layers.Conv3x3`."""
+  x = jax.random.normal(jax.random.key(3), (2, 5, 4, 3))
+  fast, xla = FastConv3x3(7, upsample), Conv3x3(7, upsample)
+  params = fast.init(jax.random.key(4), x)
+  jax.tree.map(np.testing.assert_array_equal, params,
+               xla.init(jax.random.key(4), x))
+  params = jax.tree.map(lambda p: p + 0.1, params)  # non-zero bias too
+  out = fast.apply(params, x)
+  assert out.shape == ((2, 10, 8, 7) if upsample else (2, 5, 4, 7))
+  np.testing.assert_allclose(out, xla.apply(params, x), rtol=1e-5, atol=1e-5)
+  dy = jax.random.normal(jax.random.key(5), out.shape)
+  grads = [jax.grad(lambda p, x: jnp.sum(m.apply(p, x) * dy),
+                    argnums=(0, 1))(params, x) for m in (fast, xla)]
+  jax.tree.map(lambda g, w: np.testing.assert_allclose(g, w, rtol=1e-5, atol=1e-4),
+               *grads)
+
+
+def test_upsampling_xla_conv_is_nn_conv_of_upsampled_input():
+  x = jax.random.normal(jax.random.key(1), (2, 6, 5, 4))
+  ours, ref = Conv3x3(6, upsample=True), nn.Conv(6, (3, 3))
+  params = ours.init(jax.random.key(2), x)
+  jax.tree.map(np.testing.assert_array_equal, params,
+               ref.init(jax.random.key(2), upsample2(x)))
+  np.testing.assert_allclose(ours.apply(params, x),
+                             ref.apply(params, upsample2(x)), rtol=1e-5, atol=1e-5)
+
+
+def test_casq_under_both_conv_impls_is_one_function():
+  """A checkpoint of either implementation loads into the other and gives
+  the same outputs and gradients (the residual variant: every conv kind)."""
+  def build(impl):
+    config = models.default_config('casq', 'default')
+    config.update(features=(4, 4), decoder_features=(4, 4), num_groups=2,
+                  bottleneck_blocks=1, embedding_dim=4, num_embeddings=8,
+                  conv_impl=impl)
+    return models.build_model(config, (16, 12, 3))
+
+  fast, xla = build('cpu_fast'), build('xla')
+  photo = jax.random.uniform(jax.random.key(6), (2, 16, 12, 3))
+  rngs = {'params': jax.random.key(7), 'codebook': jax.random.key(8)}
+  variables = jax.jit(fast.init)(rngs, photo)
+  jax.tree.map(np.testing.assert_array_equal, variables,
+               jax.jit(xla.init)(rngs, photo))
+
+  def loss(params, model):
+    logits, aux = model.apply({**variables, 'params': params}, photo)
+    return jnp.mean(jax.nn.sigmoid(logits)) + aux['vq_loss']
+
+  (la, ga), (lb, gb) = (
+      jax.jit(jax.value_and_grad(loss), static_argnums=1)(variables['params'], m)
+      for m in (fast, xla))
+  np.testing.assert_allclose(la, lb, rtol=1e-5)
+  jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5),
+               ga, gb)
+
+
+def test_unknown_conv_impl_is_named():
+  config = models.default_config('dae', 'conv')
+  config.conv_impl = 'cuda'
+  model = models.build_model(config, (16, 16, 1))
+  with pytest.raises(ValueError, match="conv_impl='cuda'"):
+    model.init(jax.random.key(0), jnp.zeros((1, 16, 16, 3)))
