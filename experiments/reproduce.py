@@ -10,9 +10,11 @@ is then evaluated with `--mode=eval`, which writes its prediction PNGs and
 `predictions/<step>/metrics.json`. The table is collected from every run on
 disk into `experiments/results/<table>.json` and `.md`, and the README's
 section between `<!-- results:<table>:begin -->` and `... :end -->` is
-replaced by the Markdown table. `--collect` only collects (no training).
-`--steps` shortens every run (a quick check; such runs live in their own
-folders `seed<k>_steps<N>` and are collected only with the same `--steps`).
+replaced by the Markdown table. `--collect` trains nothing: it scores the
+finished runs not yet scored and collects. `--steps` shortens every run (a
+quick check: such runs live in their own folders `seed<k>_steps<N>`, and
+their table goes to `<workdir>/<table>_steps<N>.{json,md}`, never to
+experiments/results or the README).
 """
 import argparse
 import os
@@ -107,7 +109,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
   parser.add_argument('--workdir', default=os.path.join('runs', 'reproduce'),
                       help='folder of the runs (relative: to the repository)')
   parser.add_argument('--collect', action='store_true',
-                      help='only collect the runs on disk into the table')
+                      help='train nothing: score the finished runs not yet '
+                      'scored and collect the table')
   parser.add_argument('--train_only', action='store_true',
                       help='train the runs, neither score nor collect them')
   args = parser.parse_args(argv)
@@ -134,27 +137,30 @@ def main(argv: list[str] | None = None) -> None:
   import jax
   cpu_only = jax.default_backend() == 'cpu'
   device = device_description()
-  if not args.collect:
-    for seed in range(args.seeds):
-      for name in args.rows:
-        row = tables.find_row(args.table, name)
-        if row.needs_accelerator and cpu_only:
-          print(f'skipping {row.name}: {results.NOT_RUN}', flush=True)
-          continue
-        directory = results.run_dir(args.workdir, row, seed, args.steps)
+  for seed in range(args.seeds):
+    for name in args.rows:
+      row = tables.find_row(args.table, name)
+      if row.needs_accelerator and cpu_only:
+        print(f'skipping {row.name}: {results.NOT_RUN}', flush=True)
+        continue
+      directory = results.run_dir(args.workdir, row, seed, args.steps)
+      if not args.collect:
         train_run(row, seed, directory, args.steps, device)
-        if not args.train_only:
-          evaluate_run(row, seed, directory, args.steps)
+      if not args.train_only and results.is_finished(directory):
+        evaluate_run(row, seed, directory, args.steps)
   if args.train_only:
     return
-  result = results.collect_table(args.table, args.workdir, args.seeds, args.steps,
-                         cpu_only)
-  os.makedirs(RESULTS_DIR, exist_ok=True)
-  results.write_json(os.path.join(RESULTS_DIR, f'{args.table}.json'), result)
+  result = results.collect_table(args.table, args.workdir, args.seeds,
+                                 args.steps, cpu_only)
   text = results.markdown(result)
-  with open(os.path.join(RESULTS_DIR, f'{args.table}.md'), 'w') as f:
+  # A shortened check (--steps) never replaces the committed tables.
+  out_dir = RESULTS_DIR if args.steps is None else args.workdir
+  stem = args.table if args.steps is None else f'{args.table}_steps{args.steps}'
+  os.makedirs(out_dir, exist_ok=True)
+  results.write_json(os.path.join(out_dir, f'{stem}.json'), result)
+  with open(os.path.join(out_dir, f'{stem}.md'), 'w') as f:
     f.write(f'# {args.table}\n\n' + text)
-  if results.update_readme(args.table, text, README):
+  if args.steps is None and results.update_readme(args.table, text, README):
     print(f'README.md: {args.table} table updated')
   print(text)
 

@@ -53,15 +53,18 @@ def eval_metrics_path(directory: str) -> str | None:
   return None
 
 
+def is_finished(directory: str) -> bool:
+  """Whether the run in `directory` has finished training."""
+  path = os.path.join(directory, RUN_FILE)
+  return os.path.exists(path) and bool(read_json(path).get('finished'))
+
+
 def collect_run(directory: str) -> dict[str, Any] | None:
   """One run's entry of the JSON, or None if it is not trained and scored."""
-  record_path = os.path.join(directory, RUN_FILE)
   path = eval_metrics_path(directory)
-  if path is None or not os.path.exists(record_path):
+  if path is None or not is_finished(directory):
     return None
-  record = read_json(record_path)
-  if not record.get('finished'):
-    return None
+  record = read_json(os.path.join(directory, RUN_FILE))
   metrics = read_json(path)
   config = read_json(os.path.join(directory, 'config.json'))
   return {
