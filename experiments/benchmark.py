@@ -1,7 +1,9 @@
-"""Throughput of the jitted train and eval steps of each model, as configured.
+"""Throughput of the jitted train and eval steps of each model, as configured,
+and of the whole training loop.
 
   python experiments/benchmark.py                       # dae, vae, casq
   python experiments/benchmark.py --models=casq --steps=20 --torch
+  python experiments/benchmark.py --loop --models=casq --steps=200
 
 For each model (configs/<model>.py with the chosen preset, default
 'synthetic'): compile time, images/s of the train and eval steps (median over
@@ -13,6 +15,22 @@ arrays of the protocol's shape: this measures the steps, not the input
 pipeline. `--torch` adds the CASQ paper network's train step in PyTorch eager
 on the same machine (torch is imported only in that mode; it is no
 dependency of f2s). Prints a table and writes JSON to --out.
+
+`--loop` runs the real `train_and_evaluate` loop on the preset's real data
+for `--steps` steps, evaluating and checkpointing at the config's rates (and
+at the last step, as every run does), in a temporary workdir. Per model:
+`loop_images_per_s`, the images trained over the loop's wall time from the
+first step's dispatch (after compiling it) to its return (evaluations, their
+compilation, checkpoints and the final wait for them included), beside
+`train_images_per_s`, the bare step's (as without --loop); `loop_eval_s` and
+`loop_checkpoint_s` are the loop's time in evaluations and in checkpoint
+calls, and `loop_train_images_per_s` its rate over the rest. And the host's
+feeding at batch 64: `host_feed_images_per_s`, images per second of the
+Python thread's CPU time for a step's inputs and its dispatch (a step that
+only reduces the batch), with device-resident data and, for comparison,
+grain streaming (`*_stream`); `feed_images_per_s[_stream]`, the same steps
+per wall second (on a CPU this includes the device's gather, augmentation
+and preprocessing).
 """
 import argparse
 import json
@@ -26,6 +44,8 @@ import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 MODELS = ('dae', 'vae', 'casq')
+BARE_STEPS = 10  # timed bare steps in --loop mode
+FEED_BATCH, FEED_STEPS = 64, 10
 
 
 def load_config(name: str, preset: str):
@@ -130,6 +150,124 @@ def bench_jax(name: str, preset: str, batch_size: int | None, warmup: int,
       'eval_flops_per_step': _flops(eval_compiled),
       **_peak_memory(),
   }
+
+
+def _eval_and_save_counts(config) -> tuple[int, int]:
+  """How many evaluations and checkpoints a run of num_steps makes."""
+  last = config.train.num_steps
+
+  def count(every):
+    return len(set(range(every, last + 1, every)) | {last})
+
+  return count(config.eval.every_steps), count(config.checkpoint.every_steps)
+
+
+def bench_feed(config, source, batch_size: int) -> dict:
+  """Host feeding and batch throughput, device-resident vs grain-streamed."""
+  import flax
+  import jax
+  import jax.numpy as jnp
+  from jax import lax
+  from f2s.data import device_data, pipeline, preprocess
+  from f2s.training import parallel
+
+  @flax.struct.dataclass
+  class Counter:
+    step: jax.Array
+
+  def consume(state, batch):  # forces the batch, nothing else
+    total = batch['photo'].mean() + batch['sketch'].mean()
+    return (state.replace(step=state.step + 1),
+            {'mean': lax.pmean(total, parallel.AXIS)})
+
+  spec = preprocess.spec_from_config(config.data)
+  mesh = parallel.make_mesh()
+  split = device_data.place(source, mesh, seed=0, global_batch_size=batch_size)
+  device_step = parallel.data_parallel(device_data.with_device_batch(
+      consume, device_data.make_device_batch(spec, mesh, batch_size)), mesh)
+  iterator = iter(pipeline.train_loader(source, spec, seed=0,
+                                        global_batch_size=batch_size))
+  stream_step = parallel.data_parallel(consume, mesh)
+
+  def measure(step, inputs):
+    state = parallel.replicate(Counter(step=jnp.zeros((), jnp.int32)), mesh)
+    for _ in range(2):  # compile and warm up
+      state, metrics = step(state, inputs())
+    jax.block_until_ready(metrics)
+    cpu, wall = time.thread_time(), time.perf_counter()
+    for _ in range(FEED_STEPS):
+      state, metrics = step(state, inputs())
+    cpu = time.thread_time() - cpu
+    jax.block_until_ready(metrics)
+    wall = time.perf_counter() - wall
+    images = FEED_STEPS * batch_size
+    return images / cpu, images / wall
+
+  host, wall = measure(device_step, lambda: split)
+  host_stream, wall_stream = measure(
+      stream_step,
+      lambda: parallel.global_batch(next(iterator), mesh, ('photo', 'sketch')))
+  return {'feed_batch_size': batch_size, 'host_feed_images_per_s': host,
+          'feed_images_per_s': wall,
+          'host_feed_images_per_s_stream': host_stream,
+          'feed_images_per_s_stream': wall_stream}
+
+
+def bench_loop(name: str, preset: str, batch_size: int | None, warmup: int,
+               steps: int) -> dict:
+  """The whole training loop beside the bare step (see the module doc)."""
+  import tempfile
+  import jax
+  from f2s.data import device_data
+  from f2s.training import checkpoints, loop
+
+  config = load_config(name, preset)
+  if batch_size:
+    config.train.global_batch_size = config.eval.batch_size = batch_size
+  config.train.num_steps = steps
+  sources = (loop.load_split(config, config.data.train_split),
+             loop.load_split(config, config.data.test_split))
+  first_step = []
+  spent = {'eval': 0.0, 'checkpoint': 0.0}
+
+  def on_step(step):
+    if step == 1:  # dispatched: compiled, and running from here on
+      first_step.append(time.perf_counter())
+
+  def timed(fn, key):
+    def call(*args, **kwargs):
+      start = time.perf_counter()
+      try:
+        return fn(*args, **kwargs)
+      finally:
+        spent[key] += time.perf_counter() - start
+    return call
+
+  # The loop blocks on its pending steps before each evaluation (to check
+  # their losses), so these times hold no training.
+  loop.run_evaluation = timed(loop.run_evaluation, 'eval')
+  checkpoints.save = timed(checkpoints.save, 'checkpoint')
+  with tempfile.TemporaryDirectory() as workdir:
+    start = time.perf_counter()
+    loop.train_and_evaluate(config, workdir, sources=sources, on_step=on_step)
+    end = time.perf_counter()
+  evals, saves = _eval_and_save_counts(config)
+  loop_s = end - first_step[0]
+  images = steps * config.train.global_batch_size
+  row = bench_jax(name, preset, batch_size, warmup, BARE_STEPS)
+  row.update(
+      loop_steps=steps, loop_evals=evals, loop_checkpoints=saves,
+      loop_data='device' if device_data.use_device_data(
+          config.data.device_resident, len(sources[0]),
+          jax.process_count()) else 'stream',
+      loop_startup_s=first_step[0] - start, loop_s=loop_s,
+      loop_eval_s=spent['eval'], loop_checkpoint_s=spent['checkpoint'],
+      loop_images_per_s=images / loop_s,
+      loop_train_images_per_s=images / (loop_s - spent['eval']
+                                        - spent['checkpoint']),
+      loop_to_step=images / loop_s / row['train_images_per_s'])
+  row.update(bench_feed(config, sources[0], min(FEED_BATCH, len(sources[0]))))
+  return row
 
 
 def bench_torch(preset: str, batch_size: int | None, warmup: int,
@@ -249,6 +387,8 @@ def _in_subprocess(args: argparse.Namespace, which: str) -> dict:
          f'--steps={args.steps}']
   if args.batch_size:
     cmd.append(f'--batch_size={args.batch_size}')
+  if args.loop:
+    cmd.append('--loop')
   env = dict(os.environ, PYTHONPATH=ROOT + os.pathsep +
              os.environ.get('PYTHONPATH', ''))
   result = subprocess.run(cmd, env=env, capture_output=True, text=True)
@@ -275,6 +415,25 @@ def _table(rows: list[dict]) -> str:
   return '\n'.join(lines)
 
 
+def _loop_table(rows: list[dict]) -> str:
+  lines = [f'{"model":<12} {"data":<6} {"batch":>5} {"steps":>5} '
+           f'{"evals":>5} {"eval s":>6} {"ckpts":>5} {"ckpt s":>6} '
+           f'{"loop img/s":>10} {"train part":>10} {"step img/s":>10} '
+           f'{"loop/step":>9} '
+           f'{"feed b":>6} {"host feed img/s":>15} {"grain host feed":>15}']
+  for r in rows:
+    lines.append(
+        f'{r["model"]:<12} {r["loop_data"]:<6} {r["batch_size"]:>5} '
+        f'{r["loop_steps"]:>5} {r["loop_evals"]:>5} {r["loop_eval_s"]:>6.1f} '
+        f'{r["loop_checkpoints"]:>5} {r["loop_checkpoint_s"]:>6.2f} '
+        f'{r["loop_images_per_s"]:>10.1f} '
+        f'{r["loop_train_images_per_s"]:>10.1f} '
+        f'{r["train_images_per_s"]:>10.1f} {r["loop_to_step"]:>9.2f} '
+        f'{r["feed_batch_size"]:>6} {r["host_feed_images_per_s"]:>15.0f} '
+        f'{r["host_feed_images_per_s_stream"]:>15.0f}')
+  return '\n'.join(lines)
+
+
 def main() -> None:
   parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
   parser.add_argument('--models', default=','.join(MODELS),
@@ -287,13 +446,19 @@ def main() -> None:
   parser.add_argument('--steps', type=int, default=10)
   parser.add_argument('--torch', action='store_true',
                       help='also time the CASQ paper network in PyTorch eager')
-  parser.add_argument('--out', default=os.path.join(ROOT, 'runs',
-                                                    'benchmark.json'))
+  parser.add_argument('--loop', action='store_true',
+                      help='run the whole training loop for --steps steps')
+  parser.add_argument('--out', default=None,
+                      help='JSON output (default runs/benchmark.json, '
+                      'runs/benchmark_loop.json with --loop)')
   parser.add_argument('--single', default=None, help=argparse.SUPPRESS)
   args = parser.parse_args()
   if args.single:
     if args.single == 'torch':
       row = bench_torch(args.preset, args.batch_size, args.warmup, args.steps)
+    elif args.loop:
+      row = bench_loop(args.single, args.preset, args.batch_size, args.warmup,
+                       args.steps)
     else:
       row = bench_jax(args.single, args.preset, args.batch_size, args.warmup,
                       args.steps)
@@ -303,16 +468,20 @@ def main() -> None:
   unknown = sorted(set(names) - set(MODELS))
   if unknown:
     parser.error(f'unknown model(s) {unknown}; expected from {MODELS}')
+  if args.loop and args.torch:
+    parser.error('--torch times the bare step only: drop --loop')
   rows = [_in_subprocess(args, name) for name in names]
   if args.torch:
     rows.append(_in_subprocess(args, 'torch'))
-  print(_table(rows))
-  os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
-  with open(args.out, 'w') as f:
+  print(_loop_table(rows) if args.loop else _table(rows))
+  out = args.out or os.path.join(
+      ROOT, 'runs', 'benchmark_loop.json' if args.loop else 'benchmark.json')
+  os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
+  with open(out, 'w') as f:
     json.dump({'machine': platform.platform(), 'cpu_count': os.cpu_count(),
-               'warmup': args.warmup, 'steps': args.steps, 'results': rows},
-              f, indent=2)
-  print(f'wrote {args.out}')
+               'warmup': args.warmup, 'steps': args.steps, 'loop': args.loop,
+               'results': rows}, f, indent=2)
+  print(f'wrote {out}')
 
 
 if __name__ == '__main__':

@@ -55,6 +55,11 @@ def get_config() -> ml_collections.ConfigDict:
   config.data.max_shift = 8
   config.data.max_scale = 0.05
   config.data.num_workers = 0
+  # 'auto': a training split whose uint8 pixels fit in 1 GiB per device is
+  # held on the devices and batched, augmented and preprocessed inside the
+  # train step; a larger one is streamed by grain (num_workers processes).
+  # 'always' / 'never' force either.
+  config.data.device_resident = 'auto'
 
   config.model = models.default_config('casq', 'paper')
 

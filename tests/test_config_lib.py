@@ -1,27 +1,33 @@
+"""Config files and presets: every shipped config validates and builds,
+presets and variants are selected by the config argument, errors name the
+bad preset, variant, file or key."""
 import pytest
 
-from f2s import models
-from f2s.training import loop
+from f2s import config_lib, models
+from f2s.data import preprocess
 from f2s.training.validate import validate_config
-from training_stand_in import load_config
+
+
+def _sketch_shape(config):
+  return preprocess.spec_from_config(config.data).sketch_shape
 
 
 @pytest.mark.parametrize('name', ['dae', 'vae', 'casq'])
 @pytest.mark.parametrize('arg', ['synthetic', 'cuhk_casq', 'cuhk_standard',
                                  'tiny'])
-def test_shipped_configs_validate(name, arg):
+def test_shipped_configs_validate(load_config, name, arg):
   config = load_config(name, arg)
   validate_config(config, device_count=1)
   assert config.model.name == name
   expected = {'synthetic': 'synthetic_face_sketch', 'tiny':
               'synthetic_face_sketch'}.get(arg, 'cuhk_face_sketch')
   assert config.data.dataset == expected
-  shape = loop.image_shape(config.data)
+  shape = _sketch_shape(config)
   assert shape == ((256, 208, 1) if arg == 'cuhk_standard' else (200, 200, 3))
   models.build_model(config.model, shape)
 
 
-def test_unknown_preset_is_named():
+def test_unknown_preset_is_named(load_config):
   with pytest.raises(ValueError, match="'huge'"):
     load_config('casq', 'huge')
 
@@ -29,21 +35,58 @@ def test_unknown_preset_is_named():
 @pytest.mark.parametrize('name,arg,variant', [
     ('dae', 'cuhk_casq,paper', 'paper'), ('vae', 'synthetic,paper', 'paper'),
     ('casq', 'cuhk_standard,default', 'default'), ('casq', 'tiny', 'paper')])
-def test_config_argument_selects_variant(name, arg, variant):
+def test_config_argument_selects_variant(load_config, name, arg, variant):
   config = load_config(name, arg)
   validate_config(config, device_count=1)
   assert config.model.variant == variant
   assert config.data.protocol == ('standard' if 'standard' in arg else 'casq')
-  models.build_model(config.model, loop.image_shape(config.data))
+  models.build_model(config.model, _sketch_shape(config))
 
 
-def test_unknown_variant_is_named():
+def test_unknown_variant_is_named(load_config):
   with pytest.raises(ValueError, match="'huge'"):
     load_config('dae', 'synthetic,huge')
 
 
-def test_presets_set_their_schedule():
+def test_presets_set_their_schedule(load_config):
   assert load_config('casq', 'synthetic').train.num_steps == 600
   assert load_config('casq', 'cuhk_casq').train.num_steps == 3000
   tiny = load_config('dae', 'tiny')
   assert (tiny.train.num_steps, tiny.train.global_batch_size) == (20, 4)
+
+
+def test_parse_arg_defaults_to_synthetic(load_config):
+  assert config_lib.parse_arg(None) == ('synthetic', None)
+  assert config_lib.parse_arg('') == ('synthetic', None)
+  assert config_lib.parse_arg('tiny') == ('tiny', None)
+  assert config_lib.parse_arg('cuhk_casq,default') == ('cuhk_casq', 'default')
+  assert load_config('casq', '').data.dataset == 'synthetic_face_sketch'
+
+
+def test_tiny_preset_shrinks_every_variant():
+  for name, variants in models.VARIANTS.items():
+    for variant in variants:
+      tiny = config_lib.model_config(name, variant, 'tiny').model
+      full = config_lib.model_config(name, variant, 'synthetic').model
+      assert tiny.variant == variant
+      changed = config_lib.TINY_MODELS[(name, variant)]
+      assert changed and all(tiny[k] == v for k, v in changed.items())
+      assert any(tiny[k] != full[k] for k in changed)
+
+
+def test_missing_config_file_is_named_with_the_files_there(load_config):
+  with pytest.raises(ValueError, match=r"no such file .*gan\.py.*'casq\.py'"):
+    load_config('gan')
+  with pytest.raises(ValueError, match='no such file') as error:
+    config_lib.load('/nonexistent/dir/x.py')
+  assert 'config files in' not in str(error.value)
+
+
+@pytest.mark.parametrize('key,expected', [
+    ('train.num_stepz', 'did you mean train.num_steps?'),
+    ('trian.num_steps', '--config.trian: no such key; did you mean train?'),
+    ('train.num_steps.x', 'train.num_steps is a value, not a section'),
+    ('eval.zzz', 'eval has: batch_size, every_steps'),
+])
+def test_unknown_key_message_suggests_close_keys(load_config, key, expected):
+  assert expected in config_lib.unknown_key_message(load_config('casq'), key)

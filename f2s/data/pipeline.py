@@ -1,5 +1,8 @@
 """grain input pipeline: shuffled, augmented training batches and eval batches.
 
+The training loop streams a split through it when the split is too large to
+hold on the devices (`f2s.data.device_data` serves the small ones).
+
 Training: an IndexSampler (shuffled per epoch, infinite epochs, sharded by JAX
 process) feeds a grain DataLoader that per example reads the record and draws
 its augmentation from grain's per-record rng (seeded from the seed and the
@@ -156,6 +159,12 @@ def eval_batches(source: Sequence[dict[str, Any]], spec: DataSpec, *,
       names.append(_record_name(record, index))
     yield {**preprocess.preprocess_batch(photo, sketch, spec), 'mask': mask,
            'name': names}
+
+
+def in_memory(source: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+  """The source's records, read (and decoded) once into a list: passes over
+  a small split then cost no reading."""
+  return [source[i] for i in range(len(source))]
 
 
 def _record_name(record: dict[str, Any], index: int) -> str:

@@ -13,6 +13,9 @@ Records hold a photo uint8 (250, 200, 3) and a sketch uint8 (250, 200, 1).
 Augmentation (training only) is one geometric transform per example (flip,
 shift, scale about the centre), applied with the same parameters to photo and
 sketch: they are warped together as one 4-channel image.
+
+`f2s.data.augment` and `f2s.data.device_data` compute the same augmentation
+and preprocessing in JAX, inside the train step, for device-resident data.
 """
 
 from collections.abc import Mapping
@@ -93,7 +96,7 @@ def spec_from_config(data_config: Any) -> DataSpec:
       max_scale=float(get('max_scale', 0.0, required=augment)))
 
 
-def _window(spec: DataSpec) -> tuple[int, int, int, int]:
+def output_window(spec: DataSpec) -> tuple[int, int, int, int]:
   """(top, left, height, width) of the output inside the 250x200 record."""
   if spec.protocol == 'casq':
     h, w = CASQ_SIZE
@@ -149,13 +152,16 @@ def _source_coords(out_start: int, out_len: int, in_len: int,
 
   Output pixel p (in record coordinates) reads the input at
   c + (p' - c) / scale - shift, with p' = in_len - 1 - p when flipped and
-  c the centre, clamped to the image (edge values fill the border).
+  c the centre, clamped to the image (edge values fill the border). The
+  division is a multiplication by 1 / scale, as XLA compiles it in
+  `f2s.data.augment`: both give the same float32 coordinates.
   """
   centre = (in_len - 1) / 2
   pos = np.arange(out_start, out_start + out_len, dtype=np.float32)[None, :]
   if flip is not None:
     pos = np.where(flip[:, None] > 0.5, in_len - 1 - pos, pos)
-  src = centre + (pos - centre) / scale[:, None] - shift[:, None]
+  inverse = (np.float32(1) / scale)[:, None]
+  src = centre + (pos - centre) * inverse - shift[:, None]
   src = np.clip(src, 0, in_len - 1)
   lo = np.floor(src).astype(np.int32)
   hi = np.minimum(lo + 1, in_len - 1)
@@ -222,7 +228,7 @@ def preprocess_pixels(pixels: np.ndarray, spec: DataSpec,
   `sample_augmentation` warps photo and sketch identically (they are one
   array); None skips augmentation.
   """
-  top, left, h, w = window = _window(spec)
+  top, left, h, w = window = output_window(spec)
   if aug_params is None:
     both = value_range.from_uint8(pixels[:, top:top + h, left:left + w],
                           spec.value_range)

@@ -1,9 +1,11 @@
-"""Orbax checkpoints of the train state and the data iterator, with resume.
+"""Orbax checkpoints of the train state (and a grain iterator), with resume.
 
 Layout of a workdir: config.json (the run's config), checkpoints/<step>/
-{state, data}. Orbax writes each step atomically (a temporary directory
-renamed when complete), so a run killed at any moment resumes from the last
-complete step.
+{state[, data]}. `data`, the grain iterator's position, is saved only by runs
+that stream their training data; with device-resident data the position in
+the stream is the step itself. Orbax writes each step atomically (a temporary
+directory renamed when complete), so a run killed at any moment, even during
+an asynchronous save, resumes from the last complete step.
 """
 import json
 import os
@@ -21,6 +23,7 @@ from f2s.training.state import TrainState
 
 CONFIG_FILE = 'config.json'
 CHECKPOINT_DIR = 'checkpoints'
+DATA_ITEM = 'data'
 # Settings that fix the shapes and meaning of the saved state: a workdir
 # holding a checkpoint made under different ones is refused.
 COMPATIBILITY_KEYS = ('model', 'data.protocol', 'data.pad_to',
@@ -119,10 +122,14 @@ def write_config(workdir: str, config: ml_collections.ConfigDict) -> None:
 
 
 def make_manager(workdir: str, *, max_to_keep: int, best_metric: str | None,
-                 best_mode: str = 'max') -> ocp.CheckpointManager:
+                 best_mode: str = 'max',
+                 async_saves: bool = False) -> ocp.CheckpointManager:
   """Keeps the `max_to_keep` latest steps plus the best by `best_metric`.
 
-  Checkpoints saved without metrics only count for the latest-k rule.
+  Checkpoints saved without metrics only count for the latest-k rule. With
+  `async_saves`, `save` returns once the state is copied off the devices and
+  the files are written in the background (call `wait_until_finished()` or
+  `close()` before exiting).
   """
   policies = [ocm.LatestN(n=max_to_keep)]
   if best_metric:
@@ -130,31 +137,40 @@ def make_manager(workdir: str, *, max_to_keep: int, best_metric: str | None,
         get_metric_fn=lambda metrics: metrics[best_metric],
         reverse=(best_mode == 'min'), n=1,
         keep_checkpoints_without_metrics=False))
+  # best_fn/best_mode also make `best_step()` the best, not the latest.
+  best = dict(best_fn=lambda metrics: metrics[best_metric],
+              best_mode=best_mode) if best_metric else {}
   options = ocp.CheckpointManagerOptions(
       preservation_policy=ocm.AnyPreservationPolicy(policies),
-      # Synchronous: the iterator state must be captured at the saved step,
-      # and the model states here are small.
-      enable_async_checkpointing=False)
+      enable_async_checkpointing=async_saves, **best)
   return ocp.CheckpointManager(
       os.path.abspath(os.path.join(workdir, CHECKPOINT_DIR)), options=options)
 
 
 def save(manager: ocp.CheckpointManager, state: TrainState, iterator: Any,
          metrics: Mapping[str, float] | None = None) -> bool:
-  """Saves state (and the data iterator, if any) at state.step.
+  """Saves state (and the grain data iterator, if any) at state.step.
 
-  Returns False when that step is already saved.
+  Returns False when that step is already saved. With an asynchronous
+  manager the write goes on in the background, except with an iterator: its
+  position must be written before the loop moves it on.
   """
   step = int(jax.device_get(state.step))
   if step in manager.all_steps():
     return False
   items = {'state': ocp.args.StandardSave(state)}
   if iterator is not None:
-    items['data'] = grain.checkpoint.CheckpointSave(iterator)
+    items[DATA_ITEM] = grain.checkpoint.CheckpointSave(iterator)
   manager.save(step, args=ocp.args.Composite(**items),
                metrics=dict(metrics) if metrics else None, force=True)
-  manager.wait_until_finished()
+  if iterator is not None:
+    manager.wait_until_finished()
   return True
+
+
+def has_data_item(manager: ocp.CheckpointManager, step: int) -> bool:
+  """Whether checkpoint `step` holds a grain iterator position."""
+  return (manager.directory / str(step) / DATA_ITEM).exists()
 
 
 def restore(manager: ocp.CheckpointManager, state: TrainState, iterator: Any,
@@ -169,6 +185,6 @@ def restore(manager: ocp.CheckpointManager, state: TrainState, iterator: Any,
   abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, state)
   items = {'state': ocp.args.StandardRestore(abstract)}
   if iterator is not None:
-    items['data'] = grain.checkpoint.CheckpointRestore(iterator)
+    items[DATA_ITEM] = grain.checkpoint.CheckpointRestore(iterator)
   restored = manager.restore(step, args=ocp.args.Composite(**items))
   return restored['state']

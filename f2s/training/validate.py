@@ -3,12 +3,12 @@ import ml_collections
 
 from f2s import models
 from f2s import value_range as value_ranges
-from f2s.data import preprocess
+from f2s.data import device_data, preprocess
 from f2s.models import layers
 from f2s.training import losses
 
 DATASETS = ('synthetic_face_sketch', 'cuhk_face_sketch')
-EVAL_METRICS = ('ssim', 'mse', 'psnr')
+EVAL_METRICS = ('ssim', 'fsim', 'mse', 'psnr')
 
 
 def _choice(where: str, value, allowed) -> None:
@@ -48,6 +48,8 @@ def validate_config(config: ml_collections.ConfigDict,
   _choice('config.data.protocol', config.data.protocol, preprocess.PROTOCOLS)
   _choice('config.data.value_range', config.data.value_range,
           value_ranges.VALUE_RANGES)
+  _choice('config.data.device_resident', config.data.device_resident,
+          device_data.MODES)
   models.check_config(config.model)
   if 'conv_impl' in config.model:
     _choice('config.model.conv_impl', config.model.conv_impl,
@@ -79,9 +81,11 @@ def validate_config(config: ml_collections.ConfigDict,
   if not isinstance(config.eval.write_predictions, bool):
     raise ValueError(f'config.eval.write_predictions='
                      f'{config.eval.write_predictions!r}: expected true/false')
-  if config.train.warmup_steps < 0:
-    raise ValueError(
-        f'config.train.warmup_steps={config.train.warmup_steps}: must be >= 0')
+  if (not isinstance(config.train.warmup_steps, int)
+      or isinstance(config.train.warmup_steps, bool)
+      or config.train.warmup_steps < 0):
+    raise ValueError(f'config.train.warmup_steps='
+                     f'{config.train.warmup_steps!r}: expected an integer >= 0')
   for where, size in (('config.train.global_batch_size',
                        config.train.global_batch_size),
                       ('config.eval.batch_size', config.eval.batch_size)):

@@ -10,6 +10,8 @@ import ml_collections
 import numpy as np
 import pytest
 
+from f2s.data import preprocess
+
 H, W = 250, 200
 
 
@@ -39,5 +41,15 @@ def make_config():
                 num_workers=0)
     data.update(overrides)
     return ml_collections.ConfigDict({'data': data})
+
+  return make
+
+
+@pytest.fixture
+def make_spec(make_config):
+  """Like `make_config`, but the DataSpec the pipeline takes."""
+
+  def make(*args, **kwargs):
+    return preprocess.spec_from_config(make_config(*args, **kwargs).data)
 
   return make

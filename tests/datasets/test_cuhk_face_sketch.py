@@ -10,7 +10,6 @@ import tensorflow_datasets as tfds
 from PIL import Image
 
 import f2s.datasets
-from f2s.datasets import cuhk_face_sketch
 
 SPLIT_SIZES = {'train': 88, 'test': 100, 'casq_train': 150, 'casq_test': 38}
 REAL_DIR = pathlib.Path(f2s.datasets.default_cuhk_dir())
@@ -202,34 +201,4 @@ def test_missing_or_empty_manual_dir(tmp_path, make_dir):
     manual.mkdir()
   with pytest.raises(AssertionError, match=str(manual)):
     _build(manual, tmp_path / 'tfds')
-  with pytest.raises(FileNotFoundError) as error:
-    f2s.datasets.load_source(
-        'cuhk_face_sketch', 'train', data_dir=str(tmp_path / 'tfds'),
-        manual_dir=str(manual),
-    )
-  message = str(error.value)
-  assert str(manual) in message
-  assert cuhk_face_sketch.MANUAL_DOWNLOAD_INSTRUCTIONS in message
-  assert 'synthetic_face_sketch' in message
   _assert_not_prepared(tmp_path / 'tfds')
-
-
-def test_load_source_missing_folder_hints_demo_data(fake_layout, tmp_path):
-  _break_missing_folder(fake_layout)
-  with pytest.raises(FileNotFoundError) as error:
-    f2s.datasets.load_source(
-        'cuhk_face_sketch', 'train', data_dir=str(tmp_path / 'tfds'),
-        manual_dir=str(fake_layout),
-    )
-  message = str(error.value)
-  assert 'CUHK_testing_cropped_sketches' in message
-  assert cuhk_face_sketch.MANUAL_DOWNLOAD_INSTRUCTIONS in message
-  assert 'synthetic_face_sketch' in message
-
-
-def test_default_cuhk_dir(monkeypatch):
-  monkeypatch.delenv('F2S_CUHK_DIR', raising=False)
-  repo = pathlib.Path(f2s.datasets.__file__).resolve().parents[2]
-  assert f2s.datasets.default_cuhk_dir() == str(repo.parent / 'shared' / 'data' / 'cuhk')
-  monkeypatch.setenv('F2S_CUHK_DIR', '/somewhere/cuhk')
-  assert f2s.datasets.default_cuhk_dir() == '/somewhere/cuhk'

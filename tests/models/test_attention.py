@@ -1,6 +1,7 @@
-"""SAGAN self-attention: identity at gamma = 0, non-local once gamma != 0."""
+"""SAGAN self-attention: shapes, identity at gamma = 0, non-local once gamma != 0."""
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 
 from f2s.models import SelfAttention
@@ -30,3 +31,14 @@ def test_output_depends_on_every_position():
   y = att.apply({'params': params}, x)
   y2 = att.apply({'params': params}, x.at[0, -1, -1].add(1.0))
   assert np.abs(np.asarray(y2 - y)[0, 0, 0]).max() > 1e-4
+
+
+def test_attention_shapes():
+  for batch in (1, 2):
+    x = jax.ShapeDtypeStruct((batch, 25, 25, 16), jnp.float32)
+    att = SelfAttention()
+    v = jax.eval_shape(att.init, jax.random.key(0), x)
+    y = jax.eval_shape(att.apply, v, x)
+    assert y.shape == x.shape and y.dtype == jnp.float32
+    assert v['params']['query']['kernel'].shape == (1, 1, 16, 2)
+    assert v['params']['value']['kernel'].shape == (1, 1, 16, 8)

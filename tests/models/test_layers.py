@@ -1,12 +1,15 @@
-"""Blocks: an upsampling block is the block of the upsampled input, with
-either conv implementation."""
+"""Layers: pooling and upsampling; an upsampling block is the block of the
+upsampled input, with either conv implementation."""
 
+import flax.linen as nn
 import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
 
 from f2s.models.cpu_conv import FastConv3x3
-from f2s.models.layers import Conv3x3, make_block, resolve_conv_impl, upsample2
+from f2s.models.layers import (Conv3x3, make_block, max_pool2, resolve_conv_impl,
+                               upsample2)
 
 
 @pytest.mark.parametrize('block,num_groups,features', [
@@ -32,3 +35,11 @@ def test_auto_conv_impl_is_cpu_fast_only_on_cpu():
   assert resolve_conv_impl('cpu_fast') is FastConv3x3
   expected = FastConv3x3 if jax.default_backend() == 'cpu' else Conv3x3
   assert resolve_conv_impl('auto') is expected
+
+
+def test_pool_and_upsample():
+  x = jax.random.normal(jax.random.key(0), (2, 6, 4, 3))
+  np.testing.assert_array_equal(max_pool2(x), nn.max_pool(x, (2, 2), (2, 2)))
+  np.testing.assert_array_equal(upsample2(x), jnp.repeat(jnp.repeat(x, 2, 1), 2, 2))
+  with pytest.raises(ValueError, match='even'):
+    max_pool2(jnp.zeros((1, 5, 4, 1)))

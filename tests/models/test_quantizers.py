@@ -1,9 +1,11 @@
-"""Vector quantizers: straight-through gradients, losses, EMA update vs NumPy, dead codes."""
+"""Vector quantizers: shapes, straight-through gradients, losses, EMA update vs
+NumPy, dead codes, and the data-parallel EMA update on two devices."""
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from jax.sharding import Mesh, PartitionSpec as P
 
 from f2s.models import VectorQuantizer, VectorQuantizerEMA
 
@@ -168,3 +170,54 @@ def test_dead_code_reinitialised_after_configured_steps():
   out, later = vq.apply(state, far, train=True, mutable=['vq_ema'], rngs=rng)
   assert 3 not in np.asarray(out.encoding_indices)
   np.testing.assert_allclose(later['vq_ema']['embeddings'][:, 3], emb[:, 3], rtol=1e-4)
+
+
+def test_quantizer_shapes():
+  for batch in (1, 2):
+    x = jax.ShapeDtypeStruct((batch, 25, 25, 16), jnp.float32)
+    vq = VectorQuantizerEMA(128, 16, 0.25, 0.99, dead_code_steps=5)
+    v = jax.eval_shape(lambda x: vq.init({'params': jax.random.key(0)}, x), x)
+    out, _ = jax.eval_shape(
+        lambda v, x: vq.apply(v, x, train=True, rngs={'codebook': jax.random.key(1)},
+                              mutable=['vq_ema']), v, x)
+    assert out.quantize.shape == x.shape and out.quantize.dtype == jnp.float32
+    assert out.encoding_indices.shape == (batch, 25, 25)
+    assert out.encoding_indices.dtype == jnp.int32
+
+
+def test_input_of_the_wrong_width_is_named():
+  with pytest.raises(ValueError, match='embedding_dim=16'):
+    VectorQuantizerEMA(8, 16, 0.25, 0.99).init(jax.random.key(0), jnp.zeros((2, 4, 4, 8)))
+
+
+def test_data_parallel_codebook_matches_single_device():
+  """The psum-ed update on two devices equals the single-device update on
+  the whole batch; dead_code_steps=1 resets every unused code each step, so
+  the re-initialisation must also agree across replicas."""
+  mesh = Mesh(np.array(jax.devices()), ('d',))
+  assert mesh.size == 2
+  kw = dict(num_embeddings=16, embedding_dim=4, commitment_cost=0.25,
+            decay=0.9, dead_code_steps=1)
+  single, dp = VectorQuantizerEMA(**kw), VectorQuantizerEMA(**kw, axis_name='d')
+  batches = [jax.random.normal(jax.random.key(s), (4, 3, 3, 4)) for s in (1, 2, 3)]
+  state0 = single.init({'params': jax.random.key(0)}, batches[0])
+
+  def dp_step(state, z, key):
+    out, new = dp.apply(state, z, train=True, mutable=['vq_ema'],
+                        rngs={'codebook': key})
+    return new, out.quantize
+
+  dp_step = jax.jit(jax.shard_map(dp_step, mesh=mesh, in_specs=(P(), P('d'), P()),
+                                  out_specs=(P(), P('d'))))
+  s_state, d_state = state0, state0
+  resets = 0
+  for i, z in enumerate(batches):
+    key = jax.random.key(10 + i)
+    out, s_state = single.apply(s_state, z, train=True, mutable=['vq_ema'],
+                                rngs={'codebook': key})
+    resets += int(out.codes_reset)
+    d_state, dq = dp_step(d_state, z, key)
+    np.testing.assert_allclose(dq, out.quantize, rtol=1e-6, atol=1e-6)
+    jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-6),
+                 d_state, s_state)
+  assert resets > 0, 'the test should exercise dead-code resets'

@@ -1,34 +1,47 @@
-"""Evaluation: batch-size independence, prediction PNGs that rescore to the
-reported numbers (independent SSIM from scikit-image), metrics.json."""
+"""Evaluation: batch-size independence, masking of padding rows, prediction
+PNGs that rescore to the reported numbers (independent SSIM from
+scikit-image), metrics.json, and the reduction over batches."""
 import json
 import os
 
+import jax
 import numpy as np
 import pytest
 from PIL import Image
 from skimage.metrics import structural_similarity
 
 from f2s import metrics as f2s_metrics
-from f2s.training import evaluate, loop
-from training_stand_in import fake_source, load_config
-
-TEST = fake_source(5, seed=1)
+from f2s.data import preprocess
+from f2s.training import evaluate, loop, parallel
 
 
-def _experiment(tmp_path, protocol='casq', eval_batch=2):
-  config = load_config('casq')
-  config.data.protocol = protocol
-  config.eval.batch_size = eval_batch
-  loop.check_run(config, str(tmp_path))
-  return loop.build_experiment(config, str(tmp_path))
+@pytest.fixture
+def experiment(tmp_path, load_config):
+  """`experiment(workdir, protocol='casq', eval_batch=2)`: the tiny CASQ."""
+  managers = []
+
+  def make(workdir=tmp_path, protocol='casq', eval_batch=2):
+    config = load_config('casq')
+    config.data.protocol = protocol
+    config.eval.batch_size = eval_batch
+    loop.check_run(config, str(workdir))
+    exp = loop.build_experiment(config, str(workdir))
+    managers.append(exp.manager)
+    return exp
+
+  yield make
+  for manager in managers:
+    manager.close()
 
 
-def test_metrics_do_not_depend_on_eval_batch_size(tmp_path):
+def test_metrics_do_not_depend_on_eval_batch_size(tmp_path, experiment,
+                                                  fake_source):
+  test = fake_source(6, seed=1)
   results = []
-  for batch in (2, 5):  # 2: the last batch is padded
-    exp = _experiment(tmp_path / str(batch), eval_batch=batch)
-    metrics, _ = loop.run_evaluation(exp, exp.state, TEST, 0)
-    exp.manager.close()
+  # 2: every batch full; 4: the last batch is half padding, one whole device.
+  for batch in (2, 4):
+    exp = experiment(tmp_path / str(batch), eval_batch=batch)
+    metrics, _ = loop.run_evaluation(exp, exp.state, test, 0)
     results.append(metrics)
   assert {'ssim', 'fsim', 'mse', 'psnr', 'vq_loss', 'perplexity',
           'code_usage'} <= set(results[0])
@@ -41,14 +54,15 @@ def test_metrics_do_not_depend_on_eval_batch_size(tmp_path):
 
 @pytest.mark.parametrize('protocol,shape,mode', [
     ('casq', (200, 200, 3), 'RGB'), ('standard', (250, 200), 'L')])
-def test_prediction_pngs_rescore_to_reported_metrics(tmp_path, protocol,
+def test_prediction_pngs_rescore_to_reported_metrics(tmp_path, experiment,
+                                                     sources, protocol,
                                                      shape, mode):
-  exp = _experiment(tmp_path, protocol)
+  _, test = sources
+  exp = experiment(protocol=protocol)
   out = str(tmp_path / 'predictions' / '0')
-  metrics, _ = loop.run_evaluation(exp, exp.state, TEST, 0, out)
-  exp.manager.close()
+  metrics, _ = loop.run_evaluation(exp, exp.state, test, 0, out)
   names = sorted(n for n in os.listdir(out) if n.endswith('.png'))
-  assert names == [f'fake{i}.png' for i in range(len(TEST))]
+  assert names == [f'fake{i}.png' for i in range(len(test))]
   with open(os.path.join(out, evaluate.METRICS_FILE)) as f:
     saved = json.load(f)
   assert saved['step'] == 0
@@ -60,7 +74,7 @@ def test_prediction_pngs_rescore_to_reported_metrics(tmp_path, protocol,
     pred = np.asarray(image, np.float64) / 255
     assert pred.shape == shape
     pred = pred.reshape(*shape[:2], -1)
-    target = TEST[i]['sketch'].astype(np.float64) / 255
+    target = test[i]['sketch'].astype(np.float64) / 255
     if protocol == 'casq':  # 200x200 centre crop, sketch as RGB
       target = np.repeat(target[25:225], 3, axis=-1)
     ssims.append(structural_similarity(
@@ -75,9 +89,81 @@ def test_prediction_pngs_rescore_to_reported_metrics(tmp_path, protocol,
   assert np.mean(fsims) == pytest.approx(metrics['fsim'], abs=1e-4)
 
 
+def test_eval_uses_mask_and_leaves_state_alone(one_device_run, fake_batch,
+                                               monkeypatch):
+  model, mesh, _, state = one_device_run
+  spec = preprocess.DataSpec(protocol='casq', value_range='unit')
+  # The stand-in's 16x16 images are not the protocol's 200x200: score as is.
+  monkeypatch.setattr(preprocess, 'crop_to_valid', lambda x, _: x)
+  eval_fn = evaluate.data_parallel_eval(model, spec, mesh)
+  real = fake_batch(1, 3)
+  # A padding row of garbage that would change every metric if counted.
+  padded = {k: np.concatenate([v, np.full((1, *v.shape[1:]), 9.0, np.float32)])
+            for k, v in real.items()}
+  padded['mask'] = np.array([1, 1, 1, 0], np.float32)
+  before = jax.device_get(state)
+  metrics, samples = evaluate.evaluate(eval_fn, state, [padded], mesh,
+                                       num_samples=2)
+  variables = {'params': before.params, **before.model_state}
+  logits, _ = model.apply(variables, real['photo'])
+  pred = 1 / (1 + np.exp(-np.asarray(logits, np.float64)))
+  pred = np.round(pred * 255) / 255  # evaluation scores 8-bit predictions
+  ref_mse = np.mean((pred - real['sketch']) ** 2)
+  assert metrics['mse'] == pytest.approx(ref_mse, rel=1e-4)
+  np.testing.assert_allclose(samples['prediction'], pred[:2], atol=1e-5)
+  for a, b in zip(jax.tree.leaves(before), jax.tree.leaves(state)):
+    np.testing.assert_array_equal(a, np.asarray(b))
+
+
+def _sum_eval_fn(state, batch):
+  """Stands in for the eval step: masked sums of photo values as 'ssim'."""
+  del state
+  mask = batch['mask']
+  return {'ssim': (batch['photo'] * mask).sum(),
+          'aux_vq_loss': 2 * mask.sum(), 'count': mask.sum()}, None
+
+
+def _batch(values, mask):
+  return {'photo': np.asarray(values, np.float32),
+          'sketch': np.zeros(len(values), np.float32),
+          'mask': np.asarray(mask, np.float32)}
+
+
+def test_evaluate_averages_real_rows_over_batches():
+  mesh = parallel.make_mesh()
+  batches = [_batch([1, 2], [1, 1]), _batch([6, 100], [1, 0])]
+  metrics, samples = evaluate.evaluate(_sum_eval_fn, None, batches, mesh)
+  assert metrics == {'ssim': pytest.approx(3.0), 'vq_loss': pytest.approx(2.0)}
+  assert samples is None
+
+
+def test_evaluate_refuses_empty_or_all_padding_input():
+  mesh = parallel.make_mesh()
+  with pytest.raises(ValueError, match='no batches'):
+    evaluate.evaluate(_sum_eval_fn, None, [], mesh)
+  with pytest.raises(ValueError, match='no real examples'):
+    evaluate.evaluate(_sum_eval_fn, None, [_batch([1, 2], [0, 0])], mesh)
+
+
+def test_local_rows_are_the_rows_in_order():
+  mesh = parallel.make_mesh()
+  rows = np.arange(12, dtype=np.float32).reshape(4, 3)
+  array = parallel.global_batch({'x': rows}, mesh, ('x',))['x']
+  assert len(array.addressable_shards) == 2
+  np.testing.assert_array_equal(evaluate.local_rows(array), rows)
+
+
 def test_write_pngs_names_files_after_records(tmp_path):
   images = np.zeros((2, 4, 3, 1), np.uint8)
   evaluate.write_pngs(str(tmp_path), ['a/b.jpg', 'c'], images)
   assert sorted(os.listdir(tmp_path)) == ['b.png', 'c.png']
   with pytest.raises(ValueError):
     evaluate.write_pngs(str(tmp_path), ['only-one'], images)
+
+
+def test_write_metrics_writes_step_and_metrics(tmp_path):
+  path = evaluate.write_metrics(str(tmp_path / 'new'), 7, {'ssim': 0.5})
+  assert path == str(tmp_path / 'new' / evaluate.METRICS_FILE)
+  with open(path) as f:
+    assert json.load(f) == {'step': 7, 'ssim': 0.5}
+  assert os.listdir(tmp_path / 'new') == [evaluate.METRICS_FILE]

@@ -22,6 +22,7 @@ def test_two_processes_train_to_identical_parameters(tmp_path):
   data_dir = str(tmp_path / 'tfds')
   port = _free_port()
   env = dict(os.environ, PYTHONPATH=ROOT)
+  env.pop('XLA_FLAGS', None)  # one CPU device per process
   procs = [subprocess.Popen(
       [sys.executable, os.path.join(HERE, 'multihost_run.py'), str(i),
        str(port), str(tmp_path / 'run'), data_dir, str(tmp_path)],
