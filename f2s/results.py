@@ -179,7 +179,9 @@ def contributions_markdown(result: dict[str, Any]) -> str:
     diffs = {k: paired_differences(result, with_row, without_row, k)
              for k in ('ssim', 'fsim', 'mse')}
     n = len(diffs['ssim'])
-    cells = [f'{np.mean(d):+.4f} ± {np.std(d):.4f}' if n else '-'
+    # One seed has no spread to show.
+    cells = ['-' if not n else f'{np.mean(d):+.4f}' if n == 1
+             else f'{np.mean(d):+.4f} ± {np.std(d):.4f}'
              for d in diffs.values()]
     lines.append(f'| {part} | {n} | ' + ' | '.join(cells) + ' |')
   return ("Each part's contribution: `casq_paper` minus the row "
