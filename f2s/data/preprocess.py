@@ -231,10 +231,10 @@ def preprocess_pixels(pixels: np.ndarray, spec: DataSpec,
   top, left, h, w = window = output_window(spec)
   if aug_params is None:
     both = value_range.from_uint8(pixels[:, top:top + h, left:left + w],
-                          spec.value_range)
+                                  spec.value_range)
   else:
-    both = value_range.from_uint8(warp(pixels, aug_params, window), spec.value_range,
-                          in_place=True)
+    both = value_range.from_uint8(warp(pixels, aug_params, window),
+                                  spec.value_range, in_place=True)
   photo, sketch = both[..., :3], both[..., 3:]
   if spec.protocol == 'casq':
     sketch = np.repeat(sketch, 3, axis=-1)
