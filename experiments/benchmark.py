@@ -95,7 +95,7 @@ def bench_jax(name: str, preset: str, batch_size: int | None, warmup: int,
   from f2s import models
   from f2s.data import preprocess
   from f2s.training import evaluate as evaluate_lib
-  from f2s.training import parallel, state as state_lib, step as step_lib
+  from f2s.training import loop, parallel, state as state_lib
   from f2s.training.validate import validate_config
 
   config = load_config(name, preset)
@@ -107,9 +107,8 @@ def bench_jax(name: str, preset: str, batch_size: int | None, warmup: int,
   out_shape = spec.sketch_shape
   mesh = parallel.make_mesh()
   model = models.build_model(config.model, out_shape, axis_name=parallel.AXIS)
-  tx = state_lib.make_optimizer(config.train)
-  state = parallel.replicate(state_lib.create_train_state(
-      model, tx, (1, *out_shape[:2], 3), config.seed), mesh)
+  state = parallel.replicate(state_lib.initial_state(
+      config, model, (1, *out_shape[:2], 3), out_shape[-1]), mesh)
   n_params = sum(int(np.prod(p.shape)) for p in jax.tree.leaves(state.params))
   rng = np.random.default_rng(0)
   local = {
@@ -121,10 +120,7 @@ def bench_jax(name: str, preset: str, batch_size: int | None, warmup: int,
   train_batch = parallel.global_batch(local, mesh, ('photo', 'sketch'))
   eval_batch = parallel.global_batch(local, mesh, ('photo', 'sketch', 'mask'))
 
-  train_step = parallel.data_parallel(step_lib.make_train_step(
-      model, tx, terms=dict(config.loss.terms),
-      kl_weight=float(config.loss.kl_weight),
-      value_range=config.data.value_range), mesh)
+  train_step = parallel.data_parallel(loop.make_step(config, model), mesh)
   start = time.perf_counter()
   train_compiled = train_step.lower(state, train_batch).compile()
   train_compile_s = time.perf_counter() - start

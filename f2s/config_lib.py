@@ -90,6 +90,17 @@ def get_config() -> ml_collections.ConfigDict:
   # always does).
   config.eval.write_predictions = False
 
+  # Adversarial training (the 'gan' variants): a conditional PatchGAN
+  # discriminator beside the model, hinge loss, both updated in each step.
+  # weight 0: off, no discriminator in the train state.
+  config.gan = ml_collections.ConfigDict()
+  config.gan.weight = 0.0  # of the generator's adversarial term
+  config.gan.start_step = 0  # reconstruction-only steps before it counts
+  config.gan.features = (32, 64, 128)  # discriminator widths
+  config.gan.learning_rate = 2e-4  # the discriminator's Adam (constant)
+  config.gan.b1 = 0.5
+  config.gan.b2 = 0.9
+
   config.checkpoint = ml_collections.ConfigDict()
   config.checkpoint.every_steps = 500
   config.checkpoint.max_to_keep = 2
@@ -138,7 +149,22 @@ TINY_MODELS = {
     ('casq', 'default'): dict(features=(8, 8, 8), decoder_features=(8, 8, 8),
                               num_groups=4, bottleneck_blocks=1,
                               embedding_dim=8, num_embeddings=16),
+    ('casq', 'gan'): dict(features=(8, 8, 8), decoder_features=(8, 8, 8),
+                          num_groups=4, bottleneck_blocks=1,
+                          embedding_dim=8, num_embeddings=16),
 }
+
+
+# Settings outside config.model that a variant brings, per (model, variant).
+VARIANT_SETTINGS = {
+    # Adversarial from step 100: the discriminator learns real sketches while
+    # the reconstruction terms shape the output, then pushes it to strokes.
+    ('casq', 'gan'): dict(gan=dict(weight=0.1, start_step=100)),
+}
+
+
+# The tiny preset's discriminator and adversarial schedule.
+TINY_GAN = dict(features=(8, 8), start_step=5)
 
 
 def parse_arg(arg: str | None) -> tuple[str, str | None]:
@@ -157,9 +183,14 @@ def model_config(name: str, variant: str,
   preset, chosen = parse_arg(arg)
   config = get_config()
   config.model = models.default_config(name, chosen or variant)
+  for section, knobs in VARIANT_SETTINGS.get(
+      (name, config.model.variant), {}).items():
+    config[section].update(knobs)
   config = apply_preset(config, preset)
   if preset == 'tiny':
     config.model.update(TINY_MODELS[(name, config.model.variant)])
+    if config.gan.weight:
+      config.gan.update(TINY_GAN)
   return config
 
 

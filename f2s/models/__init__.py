@@ -44,6 +44,13 @@ _DEFAULTS: dict[tuple[str, str], tuple[type[nn.Module], dict[str, Any]]] = {
         features=(16, 64, 128), decoder_features=(64, 32, 16), block='residual',
         num_groups=8, bottleneck_blocks=2, attention=True, embedding_dim=64,
         num_embeddings=512, dead_code_steps=20, conv_impl='auto', **_CASQ_QUANTIZER)),
+    # casq/default with U-Net skips, trained against a discriminator (the
+    # config's `gan` section: f2s.config_lib.VARIANT_SETTINGS).
+    ('casq', 'gan'): (CASQ, dict(
+        features=(16, 64, 128), decoder_features=(64, 32, 16), block='residual',
+        num_groups=8, bottleneck_blocks=2, attention=True, embedding_dim=64,
+        num_embeddings=512, dead_code_steps=20, conv_impl='auto',
+        skip_connections=True, **_CASQ_QUANTIZER)),
 }
 
 VARIANTS: dict[str, tuple[str, ...]] = {}

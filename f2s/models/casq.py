@@ -23,6 +23,9 @@ class CASQ(nn.Module):
   in params; 'none': no quantizer, the ablation's plain bottleneck) ->
   `bottleneck_blocks` blocks -> decoder (`decoder_features`,
   nearest upsample + block each) -> 3x3 conv to out_shape[-1] logits.
+  With `skip_connections`, each decoder stage also gets the encoder's
+  features of its resolution (U-Net): detail that the quantized bottleneck
+  cannot carry, such as pencil strokes, reaches the output.
 
   aux: vq_loss (weighted), perplexity, code_usage, codes_reset (none of them
   for quantizer='none').
@@ -42,6 +45,7 @@ class CASQ(nn.Module):
   epsilon: float
   dead_code_steps: int
   conv_impl: str = 'auto'  # layers.resolve_conv_impl: same parameters either way
+  skip_connections: bool = False
   axis_name: str | None = None
 
   @nn.compact
@@ -52,7 +56,8 @@ class CASQ(nn.Module):
                        f'as many stages as features {tuple(self.features)}.')
     conv = resolve_conv_impl(self.conv_impl)
     h = ConvEncoder(self.features, self.block, self.num_groups, conv,
-                    name='encoder')(photo)
+                    self.skip_connections, name='encoder')(photo)
+    h, skips = h if self.skip_connections else (h, ())
     for i in range(self.bottleneck_blocks):
       h = make_block(self.block, self.features[-1], self.num_groups, f'enc_mid{i}',
                      conv=conv)(h)
@@ -76,7 +81,7 @@ class CASQ(nn.Module):
       h = make_block(self.block, self.decoder_features[0], self.num_groups, f'dec_mid{i}',
                      conv=conv)(h)
     logits = ConvDecoder(self.decoder_features, self.out_shape[-1], self.block,
-                         self.num_groups, conv, name='decoder')(h)
+                         self.num_groups, conv, name='decoder')(h, skips)
     if vq is None:
       return logits, {}
     aux = {'vq_loss': vq.loss, 'perplexity': vq.perplexity, 'code_usage': vq.code_usage,

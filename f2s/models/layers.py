@@ -135,27 +135,37 @@ class ConvEncoder(nn.Module):
   """One block then a 2x2 max pool per entry of `features`: H -> H / 2**len(features).
 
   Residual encoders start with a 3x3 stem conv so the first block's norm sees
-  `features[0]` channels rather than the 3 image channels.
+  `features[0]` channels rather than the 3 image channels. With `skips`, also
+  returns each block's output before its pool, finest first (a U-Net's skip
+  connections, for `ConvDecoder(x, skips)`).
   """
   features: Sequence[int]
   block: str = 'plain'
   num_groups: int = 0
   conv: ModuleDef = Conv3x3
+  skips: bool = False
 
   @nn.compact
-  def __call__(self, x: jax.Array) -> jax.Array:
+  def __call__(self, x: jax.Array
+               ) -> jax.Array | tuple[jax.Array, list[jax.Array]]:
     if self.block == 'residual':
       x = self.conv(self.features[0], name='stem')(x)
+    outputs = []
     for i, f in enumerate(self.features):
       x = make_block(self.block, f, self.num_groups, f'block{i}',
                      conv=self.conv)(x)
+      outputs.append(x)
       x = max_pool2(x)
-    return x
+    return (x, outputs) if self.skips else x
 
 
 class ConvDecoder(nn.Module):
   """Nearest 2x upsample then one block per entry of `features`, then a 3x3 conv
-  to `out_channels` logits: H -> H * 2**len(features)."""
+  to `out_channels` logits: H -> H * 2**len(features).
+
+  `skips` (an encoder's, finest first, or none) are concatenated to the
+  blocks' outputs of the same resolution.
+  """
   features: Sequence[int]
   out_channels: int
   block: str = 'plain'
@@ -163,10 +173,16 @@ class ConvDecoder(nn.Module):
   conv: ModuleDef = Conv3x3
 
   @nn.compact
-  def __call__(self, x: jax.Array) -> jax.Array:
+  def __call__(self, x: jax.Array,
+               skips: Sequence[jax.Array] = ()) -> jax.Array:
+    if skips and len(skips) != len(self.features):
+      raise ValueError(f'ConvDecoder: {len(skips)} skips for '
+                       f'{len(self.features)} stages')
     for i, f in enumerate(self.features):
       x = make_block(self.block, f, self.num_groups, f'block{i}', upsample=True,
                      conv=self.conv)(x)
+      if skips:
+        x = jnp.concatenate([x, skips[-1 - i]], axis=-1)
     if self.block == 'residual':
       # Pre-activation blocks end on a conv: normalise and activate before the head.
       norm = _norm(self.num_groups, x.shape[-1], 'head_norm')

@@ -174,9 +174,8 @@ def load_run(workdir: str, step: int | None = None) -> tuple[TrainedModel, int]:
                         f'--workdir {workdir}')
   shape = preprocess.spec_from_config(config.data).sketch_shape
   model = models.build_model(config.model, shape)
-  tx = state_lib.make_optimizer(config.train)
-  abstract = jax.eval_shape(lambda: state_lib.create_train_state(
-      model, tx, (1, *shape[:2], 3), config.seed))
+  abstract = jax.eval_shape(lambda: state_lib.initial_state(
+      config, model, (1, *shape[:2], 3), shape[-1]))
   manager = checkpoints.make_manager(
       workdir, max_to_keep=config.checkpoint.max_to_keep,
       best_metric=config.checkpoint.best_metric,

@@ -70,7 +70,19 @@ def incompatibilities(saved: Mapping[str, Any],
     new = _without_compatible(_lookup(current, key))
     if old != new:
       problems.append(f'{key}: saved {old!r}, now {new!r}')
+  old, new = _discriminator(saved), _discriminator(current)
+  if old != new:
+    problems.append(f'discriminator (gan.weight > 0, gan.features): saved '
+                    f'{old!r}, now {new!r}')
   return problems
+
+
+def _discriminator(config: Mapping[str, Any]) -> list[int] | None:
+  """The saved state's discriminator widths, None without one (also for
+  configs saved before the `gan` section existed)."""
+  if (_lookup(config, 'gan.weight') or 0) > 0:
+    return _lookup(config, 'gan.features')
+  return None
 
 
 def check_workdir(workdir: str, config: ml_collections.ConfigDict) -> None:

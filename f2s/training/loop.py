@@ -85,15 +85,11 @@ def build_experiment(config: ml_collections.ConfigDict,
   spec = preprocess.spec_from_config(config.data)
   out_shape = spec.sketch_shape
   model = models.build_model(config.model, out_shape, axis_name=parallel.AXIS)
-  tx = state_lib.make_optimizer(config.train)
   # Jitted: the same values as eager initialisation, in about half the time
   # on CPU (eager init runs the whole forward pass op by op).
-  state = jax.jit(lambda: state_lib.create_train_state(
-      model, tx, (1, *out_shape[:2], 3), config.seed))()
-  per_device_step = step_lib.make_train_step(
-      model, tx, terms=dict(config.loss.terms),
-      kl_weight=float(config.loss.kl_weight),
-      value_range=config.data.value_range)
+  state = jax.jit(lambda: state_lib.initial_state(
+      config, model, (1, *out_shape[:2], 3), out_shape[-1]))()
+  per_device_step = make_step(config, model)
   manager = checkpoints.make_manager(
       workdir, max_to_keep=config.checkpoint.max_to_keep,
       best_metric=config.checkpoint.best_metric,
@@ -103,6 +99,22 @@ def build_experiment(config: ml_collections.ConfigDict,
       state=parallel.replicate(state, mesh), per_device_step=per_device_step,
       eval_step=evaluate_lib.data_parallel_eval(model, spec, mesh),
       manager=manager)
+
+
+def make_step(config: ml_collections.ConfigDict,
+              model: nn.Module) -> Callable:
+  """The per-device train step of `config` (adversarial or not)."""
+  tx = state_lib.make_optimizer(config.train)
+  losses = dict(terms=dict(config.loss.terms),
+                kl_weight=float(config.loss.kl_weight),
+                value_range=config.data.value_range)
+  if state_lib.adversarial(config):
+    return step_lib.make_gan_train_step(
+        model, tx, state_lib.make_discriminator(config.gan),
+        state_lib.make_disc_optimizer(config.gan), **losses,
+        adversarial_weight=float(config.gan.weight),
+        start_step=int(config.gan.start_step))
+  return step_lib.make_train_step(model, tx, **losses)
 
 
 def make_feed(exp: Experiment, source: Any) -> TrainFeed:

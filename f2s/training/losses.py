@@ -88,3 +88,15 @@ def total_loss(
       loss = loss + value
   metrics['loss'] = loss
   return loss, metrics
+
+
+def hinge_discriminator_loss(real_logits: jax.Array,
+                             fake_logits: jax.Array) -> jax.Array:
+  """The discriminator's hinge loss: real patches above +1, fakes below -1."""
+  return (jax.nn.relu(1.0 - real_logits).mean()
+          + jax.nn.relu(1.0 + fake_logits).mean())
+
+
+def hinge_generator_loss(fake_logits: jax.Array) -> jax.Array:
+  """The generator's side of the hinge GAN: raise the fakes' logits."""
+  return -fake_logits.mean()

@@ -1,4 +1,5 @@
-"""Train state and optimizer."""
+"""Train state and optimizers."""
+import dataclasses
 from typing import Any
 
 import flax
@@ -9,6 +10,7 @@ import optax
 from flax import linen as nn
 
 from f2s.models import CODEBOOK_RNG, SAMPLE_RNG
+from f2s.models.discriminator import PatchDiscriminator
 
 PyTree = Any
 
@@ -25,6 +27,31 @@ class TrainState:
   opt_state: optax.OptState
   model_state: PyTree
   rng: jax.Array
+
+
+@flax.struct.dataclass
+class GANTrainState(TrainState):
+  """A TrainState plus the discriminator's: params, optimizer state and its
+  spectral-norm statistics (f2s.models.discriminator)."""
+  disc_params: PyTree
+  disc_opt_state: optax.OptState
+  disc_state: PyTree
+
+
+def adversarial(config: ml_collections.ConfigDict) -> bool:
+  """Whether `config` trains against a discriminator (config.gan.weight > 0;
+  configs saved before the option existed have no `gan` section)."""
+  return 'gan' in config and config.gan.weight > 0
+
+
+def make_discriminator(gan: ml_collections.ConfigDict) -> PatchDiscriminator:
+  return PatchDiscriminator(features=tuple(gan.features))
+
+
+def make_disc_optimizer(
+    gan: ml_collections.ConfigDict) -> optax.GradientTransformation:
+  """The discriminator's Adam (constant rate, the GAN betas)."""
+  return optax.adam(gan.learning_rate, b1=gan.b1, b2=gan.b2)
 
 
 def learning_rate_schedule(train: ml_collections.ConfigDict) -> optax.Schedule:
@@ -78,3 +105,39 @@ def create_train_state(model: nn.Module, tx: optax.GradientTransformation,
   return TrainState(step=jnp.zeros((), jnp.int32), params=params,
                     opt_state=tx.init(params), model_state=model_state,
                     rng=rng)
+
+
+def create_gan_train_state(model: nn.Module, tx: optax.GradientTransformation,
+                           disc: nn.Module,
+                           disc_tx: optax.GradientTransformation,
+                           photo_shape: tuple[int, ...],
+                           sketch_channels: int, seed: int) -> GANTrainState:
+  """`create_train_state`'s state plus an initialised discriminator.
+
+  The model's variables are the same as without the discriminator (same
+  seed, same keys); the discriminator's key is folded from the seed.
+  """
+  state = create_train_state(model, tx, photo_shape, seed)
+  disc_key = jax.random.fold_in(jax.random.PRNGKey(seed), 1)
+  disc_vars = disc.init(
+      disc_key, jnp.zeros(photo_shape, jnp.float32),
+      jnp.zeros((*photo_shape[:-1], sketch_channels), jnp.float32))
+  disc_params = disc_vars['params']
+  return GANTrainState(
+      **{f.name: getattr(state, f.name)
+         for f in dataclasses.fields(TrainState)},
+      disc_params=disc_params, disc_opt_state=disc_tx.init(disc_params),
+      disc_state={k: v for k, v in disc_vars.items() if k != 'params'})
+
+
+def initial_state(config: ml_collections.ConfigDict, model: nn.Module,
+                  photo_shape: tuple[int, ...],
+                  sketch_channels: int) -> TrainState:
+  """The fresh train state of `config`: a GANTrainState when adversarial."""
+  tx = make_optimizer(config.train)
+  if adversarial(config):
+    return create_gan_train_state(
+        model, tx, make_discriminator(config.gan),
+        make_disc_optimizer(config.gan), photo_shape, sketch_channels,
+        config.seed)
+  return create_train_state(model, tx, photo_shape, config.seed)

@@ -10,14 +10,17 @@ back summed over devices, and the pmean would double it.)
 from collections.abc import Callable, Mapping
 
 import jax
+import jax.numpy as jnp
 import optax
 from flax import linen as nn
 from jax import lax
 
+from f2s import value_range as value_ranges
 from f2s.models import CODEBOOK_RNG, SAMPLE_RNG
+from f2s.models.discriminator import SPECTRAL_COLLECTION
 from f2s.training import losses
 from f2s.training.parallel import AXIS
-from f2s.training.state import TrainState
+from f2s.training.state import GANTrainState, TrainState
 
 Batch = Mapping[str, jax.Array]
 Metrics = dict[str, jax.Array]
@@ -33,6 +36,25 @@ def step_keys(rng: jax.Array, axis_name: str
   next_rng, sample_key, codebook_key = jax.random.split(rng, 3)
   sample_key = jax.random.fold_in(sample_key, lax.axis_index(axis_name))
   return next_rng, {SAMPLE_RNG: sample_key, CODEBOOK_RNG: codebook_key}
+
+
+def _model_loss(model: nn.Module, params, model_state, batch: Batch,
+                rngs: dict[str, jax.Array], terms: Mapping[str, float],
+                kl_weight: float, value_range: str):
+  """(loss, metrics, new model state, logits) of the model on `batch`."""
+  variables = {'params': params, **model_state}
+  mutable = list(model_state)
+  if mutable:
+    (logits, aux), new_model_state = model.apply(
+        variables, batch['photo'], train=True, rngs=rngs, mutable=mutable)
+  else:
+    logits, aux = model.apply(variables, batch['photo'], train=True,
+                              rngs=rngs)
+    new_model_state = model_state
+  loss, metrics = losses.total_loss(
+      logits, aux, batch['sketch'], terms=terms, kl_weight=kl_weight,
+      value_range=value_range)
+  return loss, metrics, new_model_state, logits
 
 
 def make_train_step(
@@ -54,20 +76,11 @@ def make_train_step(
   def train_step(state: TrainState, batch: Batch
                  ) -> tuple[TrainState, Metrics]:
     next_rng, rngs = step_keys(state.rng, axis_name)
-    mutable = list(state.model_state)
 
     def loss_fn(params):
-      variables = {'params': params, **state.model_state}
-      if mutable:
-        (logits, aux), new_model_state = model.apply(
-            variables, batch['photo'], train=True, rngs=rngs, mutable=mutable)
-      else:
-        logits, aux = model.apply(variables, batch['photo'], train=True,
-                                  rngs=rngs)
-        new_model_state = state.model_state
-      loss, metrics = losses.total_loss(
-          logits, aux, batch['sketch'], terms=terms, kl_weight=kl_weight,
-          value_range=value_range)
+      loss, metrics, new_model_state, _ = _model_loss(
+          model, params, state.model_state, batch, rngs, terms, kl_weight,
+          value_range)
       return loss, (metrics, new_model_state)
 
     grads, (metrics, new_model_state) = jax.grad(
@@ -82,6 +95,92 @@ def make_train_step(
         opt_state=opt_state,
         model_state=new_model_state,
         rng=next_rng)
+    return new_state, metrics
+
+  return train_step
+
+
+def make_gan_train_step(
+    model: nn.Module,
+    tx: optax.GradientTransformation,
+    disc: nn.Module,
+    disc_tx: optax.GradientTransformation,
+    *,
+    terms: Mapping[str, float],
+    kl_weight: float,
+    value_range: str,
+    adversarial_weight: float,
+    start_step: int,
+    axis_name: str = AXIS,
+) -> Callable[[GANTrainState, Batch], tuple[GANTrainState, Metrics]]:
+  """`make_train_step`'s step against the discriminator `disc`, both updated.
+
+  The model's loss is `make_train_step`'s plus `adversarial_weight` times the
+  hinge generator loss from the step `start_step` on (before, the
+  discriminator already learns, so that it is useful when it starts
+  counting). The discriminator sees (photo, sketch in [0, 1]) pairs: the
+  real ones and the model's, detached. Both gradients are pmean'd over
+  `axis_name`; metrics add `adversarial_loss` (unweighted), `disc_loss`,
+  the mean real/fake logits and `disc_grad_norm`.
+  """
+  terms = dict(terms)
+
+  def train_step(state: GANTrainState, batch: Batch
+                 ) -> tuple[GANTrainState, Metrics]:
+    next_rng, rngs = step_keys(state.rng, axis_name)
+    photo = batch['photo']
+    real = value_ranges.to_unit(batch['sketch'], value_range)
+    weight = adversarial_weight * (state.step >= start_step)
+    disc_vars = {'params': state.disc_params, **state.disc_state}
+
+    def loss_fn(params):
+      loss, metrics, new_model_state, logits = _model_loss(
+          model, params, state.model_state, batch, rngs, terms, kl_weight,
+          value_range)
+      fake = jax.nn.sigmoid(logits)
+      adversarial = losses.hinge_generator_loss(
+          disc.apply(disc_vars, photo, fake))
+      metrics['adversarial_loss'] = adversarial
+      loss = loss + weight * adversarial
+      metrics['loss'] = loss
+      return loss, (metrics, new_model_state, fake)
+
+    grads, (metrics, new_model_state, fake) = jax.grad(
+        loss_fn, has_aux=True)(state.params)
+    fake = lax.stop_gradient(fake)
+
+    def disc_loss_fn(disc_params):
+      variables = {'params': disc_params, **state.disc_state}
+      # One call on real and fake together: one power iteration a step.
+      logits, new_disc_state = disc.apply(
+          variables, jnp.concatenate([photo, photo]),
+          jnp.concatenate([real, fake]), update_stats=True,
+          mutable=[SPECTRAL_COLLECTION])
+      real_logits, fake_logits = jnp.split(logits, 2)
+      loss = losses.hinge_discriminator_loss(real_logits, fake_logits)
+      return loss, (new_disc_state, real_logits.mean(), fake_logits.mean())
+
+    (disc_loss, (new_disc_state, real_mean, fake_mean)), disc_grads = (
+        jax.value_and_grad(disc_loss_fn, has_aux=True)(state.disc_params))
+    metrics.update(disc_loss=disc_loss, disc_real=real_mean,
+                   disc_fake=fake_mean)
+    grads = lax.pmean(grads, axis_name)
+    disc_grads = lax.pmean(disc_grads, axis_name)
+    metrics = lax.pmean(metrics, axis_name)
+    metrics['grad_norm'] = optax.tree.norm(grads)
+    metrics['disc_grad_norm'] = optax.tree.norm(disc_grads)
+    updates, opt_state = tx.update(grads, state.opt_state, state.params)
+    disc_updates, disc_opt_state = disc_tx.update(
+        disc_grads, state.disc_opt_state, state.disc_params)
+    new_state = state.replace(
+        step=state.step + 1,
+        params=optax.apply_updates(state.params, updates),
+        opt_state=opt_state,
+        model_state=new_model_state,
+        rng=next_rng,
+        disc_params=optax.apply_updates(state.disc_params, disc_updates),
+        disc_opt_state=disc_opt_state,
+        disc_state=new_disc_state)
     return new_state, metrics
 
   return train_step

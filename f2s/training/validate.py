@@ -33,6 +33,26 @@ def _number(where: str, value, *, minimum: float, strict: bool = False,
     raise ValueError(f'{where}={value!r}: expected a number {bound}')
 
 
+def _nonnegative_int(where: str, value) -> None:
+  if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+    raise ValueError(f'{where}={value!r}: expected an integer >= 0')
+
+
+def _check_gan(gan: ml_collections.ConfigDict) -> None:
+  _number('config.gan.weight', gan.weight, minimum=0)
+  _nonnegative_int('config.gan.start_step', gan.start_step)
+  _number('config.gan.learning_rate', gan.learning_rate, minimum=0,
+          strict=True)
+  for key in ('b1', 'b2'):
+    _number(f'config.gan.{key}', gan[key], minimum=0, below=1)
+  features = gan.features
+  if (not isinstance(features, (tuple, list)) or not features
+      or not all(isinstance(f, int) and not isinstance(f, bool) and f > 0
+                 for f in features)):
+    raise ValueError(f'config.gan.features={features!r}: expected a '
+                     'non-empty tuple of positive integers, e.g. (32, 64, 128)')
+
+
 def validate_config(config: ml_collections.ConfigDict,
                     device_count: int, process_count: int = 1) -> None:
   """Raises ValueError naming the first bad key/value.
@@ -78,14 +98,12 @@ def validate_config(config: ml_collections.ConfigDict,
     _number(f'config.loss.terms.{name}', weight, minimum=0)
   for key in ('b1', 'b2'):
     _number(f'config.train.{key}', config.train[key], minimum=0, below=1)
+  if 'gan' in config:  # configs saved before the adversarial option lack it
+    _check_gan(config.gan)
   if not isinstance(config.eval.write_predictions, bool):
     raise ValueError(f'config.eval.write_predictions='
                      f'{config.eval.write_predictions!r}: expected true/false')
-  if (not isinstance(config.train.warmup_steps, int)
-      or isinstance(config.train.warmup_steps, bool)
-      or config.train.warmup_steps < 0):
-    raise ValueError(f'config.train.warmup_steps='
-                     f'{config.train.warmup_steps!r}: expected an integer >= 0')
+  _nonnegative_int('config.train.warmup_steps', config.train.warmup_steps)
   for where, size in (('config.train.global_batch_size',
                        config.train.global_batch_size),
                       ('config.eval.batch_size', config.eval.batch_size)):

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from jax.sharding import Mesh, PartitionSpec as P
 
-from f2s.models import VARIANTS, build_model, default_config
+from f2s.models import CASQ, VARIANTS, build_model, default_config
 
 CASQ_AUX = {'vq_loss', 'perplexity', 'code_usage', 'codes_reset'}
 
@@ -102,3 +102,31 @@ def test_casq_runs_data_parallel_under_shard_map(make_rngs):
                                       out_specs=(P('d'), P())))(variables, x)
   assert logits.shape == (2, 16, 16, 1)
   assert int(new['vq_ema']['vq']['ema_dw_counter']) == 1
+
+
+def test_skip_connections_feed_each_decoder_stage(make_rngs):
+  """With skips every decoder stage's next conv sees its own features plus
+  the encoder's of that resolution; without, only its own."""
+  def first_kernels(skips):
+    model = CASQ(out_shape=(32, 32, 1), features=(8, 16), decoder_features=(
+        16, 8), block='plain', num_groups=0, bottleneck_blocks=0,
+        attention=False, embedding_dim=4, num_embeddings=8, quantizer='none',
+        commitment_cost=0.25, decay=0.99, epsilon=1e-5, dead_code_steps=0,
+        skip_connections=skips)
+    variables = model.init(make_rngs(0), jnp.ones((1, 32, 32, 3)))
+    decoder = variables['params']['decoder']
+    logits, _ = model.apply(variables, jnp.ones((2, 32, 32, 3)))
+    assert logits.shape == (2, 32, 32, 1)
+    return (decoder['block1']['conv']['kernel'].shape[2],
+            decoder['head']['kernel'].shape[2])
+
+  assert first_kernels(False) == (16, 8)
+  assert first_kernels(True) == (16 + 16, 8 + 8)
+
+
+def test_decoder_refuses_a_wrong_number_of_skips():
+  from f2s.models.layers import ConvDecoder
+  decoder = ConvDecoder(features=(8, 8), out_channels=1)
+  with pytest.raises(ValueError, match='1 skips for 2 stages'):
+    decoder.init(jax.random.PRNGKey(0), jnp.ones((1, 4, 4, 8)),
+                 [jnp.ones((1, 16, 16, 8))])

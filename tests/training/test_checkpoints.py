@@ -169,6 +169,26 @@ def test_incompatible_config_is_refused_naming_the_key(run_dir, key, value):
   checkpoints.check_workdir(str(workdir), config)
 
 
+def test_adding_or_resizing_a_discriminator_is_refused(run_dir):
+  workdir, config = run_dir
+  config.gan.weight = 0.1
+  with pytest.raises(ValueError, match=r'discriminator .*saved None, now '
+                                       r'\[32, 64, 128\]'):
+    checkpoints.check_workdir(str(workdir), config)
+  saved = checkpoints.config_to_dict(config)
+  config.gan.features = (8, 8)
+  assert checkpoints.incompatibilities(saved, config)
+  config.gan.update(weight=0.0)  # off again: the widths no longer matter
+  checkpoints.check_workdir(str(workdir), config)
+
+
+def test_configs_saved_before_the_gan_section_stay_compatible(run_dir):
+  workdir, config = run_dir
+  saved = checkpoints.config_to_dict(config)
+  del saved['gan']
+  assert checkpoints.incompatibilities(saved, config) == []
+
+
 def test_checkpoints_without_config_json_are_refused(run_dir):
   workdir, config = run_dir
   os.remove(workdir / checkpoints.CONFIG_FILE)

@@ -152,6 +152,31 @@ def test_device_resident_run_is_reproducible_and_resumes_exactly(
   _assert_same_state(a, b)
 
 
+def test_gan_run_logs_both_losses_and_resumes_exactly(tmp_path, make_config,
+                                                     sources):
+  def config(num_steps):
+    c = make_config('casq_gan', num_steps=num_steps, log_every_steps=1)
+    c.gan.start_step = 2
+    c.checkpoint.every_steps = 2
+    c.eval.every_steps = 100
+    return c
+
+  whole, split = str(tmp_path / 'whole'), str(tmp_path / 'split')
+  loop.train_and_evaluate(config(4), whole, sources=sources)
+  loop.train_and_evaluate(config(3), split, sources=sources)
+  shutil.rmtree(os.path.join(split, 'checkpoints', '3'))
+  loop.train_and_evaluate(config(4), split, sources=sources)
+  a, b = _params(whole, config(4)), _params(split, config(4))
+  assert int(a.step) == int(b.step) == 4
+  _assert_same_state(a, b)
+  with open(os.path.join(split, 'metrics.jsonl')) as f:
+    train = [r for r in map(json.loads, f) if r['split'] == 'train']
+  assert [r['step'] for r in train] == [1, 2, 3, 4]
+  for record in train:
+    assert np.isfinite(record['disc_loss'])
+    assert np.isfinite(record['adversarial_loss'])
+
+
 def test_grain_runs_resume_exactly_and_their_checkpoints_serve_device_runs(
     tmp_path, make_config, sources, capsys):
   def config(num_steps, mode):

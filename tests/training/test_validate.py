@@ -15,7 +15,7 @@ def _set(config, key, value):
     node[leaf] = value
 
 
-@pytest.mark.parametrize('name', ['dae', 'vae', 'casq'])
+@pytest.mark.parametrize('name', ['dae', 'vae', 'casq', 'casq_gan'])
 def test_shipped_tiny_configs_pass(load_config, name):
   validate_config(load_config(name), device_count=2, process_count=2)
 
@@ -51,6 +51,13 @@ def test_shipped_tiny_configs_pass(load_config, name):
     ('checkpoint.max_to_keep', 0, 'config.checkpoint.max_to_keep=0'),
     ('checkpoint.best_metric', 'loss', "config.checkpoint.best_metric='loss'"),
     ('checkpoint.best_mode', 'up', "config.checkpoint.best_mode='up'"),
+    ('gan.weight', -0.1, 'config.gan.weight=-0.1'),
+    ('gan.start_step', -1, 'config.gan.start_step=-1'),
+    ('gan.start_step', 1.5, 'config.gan.start_step=1.5'),
+    ('gan.learning_rate', 0.0, r'config.gan.learning_rate=0.0.*> 0'),
+    ('gan.b1', 1.0, r'config.gan.b1=1.0.*< 1'),
+    ('gan.features', (), r'config.gan.features=\(\).*positive integers'),
+    ('gan.features', (32, 0), r'config.gan.features=\(32, 0\)'),
 ])
 def test_bad_knob_is_named(load_config, key, value, match):
   config = load_config('casq')

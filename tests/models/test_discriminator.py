@@ -1,0 +1,43 @@
+"""The PatchGAN discriminator: patch grid shape, spectral norm, bad input."""
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from f2s.models.discriminator import SPECTRAL_COLLECTION, PatchDiscriminator
+
+
+def test_one_logit_per_patch_and_spectral_state():
+  disc = PatchDiscriminator(features=(8, 16, 32))
+  photo = jnp.ones((2, 64, 48, 3))
+  sketch = jnp.ones((2, 64, 48, 1))
+  variables = disc.init(jax.random.PRNGKey(0), photo, sketch)
+  logits = disc.apply(variables, photo, sketch)
+  assert logits.shape == (2, 8, 6, 1)  # three stride-2 stages
+  assert set(variables[SPECTRAL_COLLECTION]) == {'sn0', 'sn1', 'sn2',
+                                                  'sn_logits'}
+
+
+def test_spectral_norm_bounds_each_layer():
+  """After power iterations every normalised kernel has spectral norm ~1."""
+  disc = PatchDiscriminator(features=(8, 16))
+  photo = jax.random.normal(jax.random.PRNGKey(1), (2, 32, 32, 3))
+  sketch = jax.random.uniform(jax.random.PRNGKey(2), (2, 32, 32, 1))
+  variables = disc.init(jax.random.PRNGKey(0), photo, sketch)
+  for _ in range(30):
+    _, stats = disc.apply(variables, photo, sketch, update_stats=True,
+                          mutable=[SPECTRAL_COLLECTION])
+    variables = {**variables, **stats}
+  for name, layer in variables['params'].items():
+    kernel = np.asarray(layer['kernel']).reshape(-1, layer['kernel'].shape[-1])
+    sigma = np.asarray(variables[SPECTRAL_COLLECTION][
+        f'sn{name[4:]}' if name.startswith('conv') else 'sn_logits'][
+            f'{name}/kernel/sigma'])
+    np.testing.assert_allclose(sigma, np.linalg.norm(kernel, 2), rtol=1e-3)
+
+
+def test_photo_and_sketch_of_different_sizes_are_refused():
+  disc = PatchDiscriminator(features=(8,))
+  with pytest.raises(ValueError, match='differ in batch or spatial size'):
+    disc.init(jax.random.PRNGKey(0), jnp.ones((1, 32, 32, 3)),
+              jnp.ones((1, 16, 16, 1)))
