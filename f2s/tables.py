@@ -59,6 +59,8 @@ class Row:
   preset: str
   recipe: str
   model_overrides: tuple[tuple[str, Any], ...] = ()
+  # Other `--config.<key>` overrides (dotted keys), after the recipe's.
+  settings: tuple[tuple[str, Any], ...] = ()
   # Rows that take hours on a CPU run only where an accelerator is present.
   needs_accelerator: bool = False
 
@@ -68,9 +70,11 @@ class Row:
 
   @property
   def overrides(self) -> dict[str, Any]:
-    """Every `--config.<key>=value` of the row (recipe, then model knobs)."""
+    """Every `--config.<key>=value` of the row (recipe, model knobs, then
+    settings)."""
     return {**RECIPES[self.recipe],
-            **{f'model.{k}': v for k, v in self.model_overrides}}
+            **{f'model.{k}': v for k, v in self.model_overrides},
+            **dict(self.settings)}
 
   @property
   def run_id(self) -> str:
@@ -114,7 +118,11 @@ TABLES: Mapping[str, tuple[Row, ...]] = {
     'standard': tuple(
         Row(f'{model}_{variant}', model, variant, 'cuhk_standard', 'f2s')
         for model, variant in (('dae', 'conv'), ('vae', 'conv'),
-                               ('casq', 'default'))),
+                               ('casq', 'default'), ('casq', 'gan'))) + (
+        # What the GAN variant's two changes each buy: its network (skips)
+        # without the discriminator.
+        Row('casq_gan_no_adversarial', 'casq', 'gan', 'cuhk_standard', 'f2s',
+            settings=(('gan.weight', 0.0),)),),
     'ablation': (
         Row('casq_paper', 'casq', 'paper', 'cuhk_casq', 'f2s'),
         Row('casq_paper_no_attention', 'casq', 'paper', 'cuhk_casq', 'f2s',
@@ -131,7 +139,9 @@ TABLE_DESCRIPTIONS = {
               'RGB 200x200 centre crop; SSIM and FSIM per image, averaged; MSE '
               'over the whole test array.'),
     'standard': ('The standard protocol: CUHK 88 train / 100 test, greyscale '
-                 '250x200.'),
+                 '250x200. casq_gan: casq_default with U-Net skips, trained '
+                 'against a PatchGAN discriminator from step 100; '
+                 'casq_gan_no_adversarial: the same network without it.'),
     'ablation': ('CASQ\'s parts on the study protocol at one recipe: '
                  'attention, the quantizer (none = a plain 1x1 bottleneck), '
                  'EMA vs plain VQ, and the conv DAE.'),
