@@ -49,7 +49,7 @@ def test_unknown_variant_is_named(load_config):
 
 
 def test_presets_set_their_schedule(load_config):
-  assert load_config('casq', 'synthetic').train.num_steps == 600
+  assert load_config('casq', 'synthetic').train.num_steps == 200
   assert load_config('casq', 'cuhk_casq').train.num_steps == 3000
   tiny = load_config('dae', 'tiny')
   assert (tiny.train.num_steps, tiny.train.global_batch_size) == (20, 4)
