@@ -44,6 +44,8 @@ import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 MODELS = ('dae', 'vae', 'casq')
+# Config files that --models also takes (not timed by default).
+OTHER_MODELS = ('casq_gan',)
 BARE_STEPS = 10  # timed bare steps in --loop mode
 FEED_BATCH, FEED_STEPS = 64, 10
 
@@ -88,7 +90,7 @@ def _peak_memory() -> dict:
 
 
 def bench_jax(name: str, preset: str, batch_size: int | None, warmup: int,
-              steps: int) -> dict:
+              steps: int, compute_dtype: str | None = None) -> dict:
   """One model's figures (run in a fresh process for a clean peak memory)."""
   import jax
   import numpy as np
@@ -99,6 +101,8 @@ def bench_jax(name: str, preset: str, batch_size: int | None, warmup: int,
   from f2s.training.validate import validate_config
 
   config = load_config(name, preset)
+  if compute_dtype:
+    config.train.compute_dtype = compute_dtype
   if batch_size:
     config.train.global_batch_size = config.eval.batch_size = batch_size
   validate_config(config, jax.device_count(), jax.process_count())
@@ -134,7 +138,8 @@ def bench_jax(name: str, preset: str, batch_size: int | None, warmup: int,
   eval_s, _ = _time_steps(eval_compiled, state, eval_batch, warmup, steps,
                           carry_state=False)
   return {
-      'framework': 'jax', 'model': f'{name}/{config.model.variant}',
+      'framework': f'jax {config.train.compute_dtype}',
+      'model': f'{name}/{config.model.variant}',
       'preset': preset, 'protocol': config.data.protocol,
       'image_shape': list(out_shape), 'batch_size': batch_size,
       'params': n_params, 'devices': jax.device_count(),
@@ -210,7 +215,7 @@ def bench_feed(config, source, batch_size: int) -> dict:
 
 
 def bench_loop(name: str, preset: str, batch_size: int | None, warmup: int,
-               steps: int) -> dict:
+               steps: int, compute_dtype: str | None = None) -> dict:
   """The whole training loop beside the bare step (see the module doc)."""
   import tempfile
   import jax
@@ -218,6 +223,8 @@ def bench_loop(name: str, preset: str, batch_size: int | None, warmup: int,
   from f2s.training import checkpoints, loop
 
   config = load_config(name, preset)
+  if compute_dtype:
+    config.train.compute_dtype = compute_dtype
   if batch_size:
     config.train.global_batch_size = config.eval.batch_size = batch_size
   config.train.num_steps = steps
@@ -250,7 +257,8 @@ def bench_loop(name: str, preset: str, batch_size: int | None, warmup: int,
   evals, saves = _eval_and_save_counts(config)
   loop_s = end - first_step[0]
   images = steps * config.train.global_batch_size
-  row = bench_jax(name, preset, batch_size, warmup, BARE_STEPS)
+  row = bench_jax(name, preset, batch_size, warmup, BARE_STEPS,
+                  compute_dtype)
   row.update(
       loop_steps=steps, loop_evals=evals, loop_checkpoints=saves,
       loop_data='device' if device_data.use_device_data(
@@ -385,6 +393,8 @@ def _in_subprocess(args: argparse.Namespace, which: str) -> dict:
     cmd.append(f'--batch_size={args.batch_size}')
   if args.loop:
     cmd.append('--loop')
+  if args.compute_dtype:
+    cmd.append(f'--compute_dtype={args.compute_dtype}')
   env = dict(os.environ, PYTHONPATH=ROOT + os.pathsep +
              os.environ.get('PYTHONPATH', ''))
   result = subprocess.run(cmd, env=env, capture_output=True, text=True)
@@ -433,7 +443,8 @@ def _loop_table(rows: list[dict]) -> str:
 def main() -> None:
   parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
   parser.add_argument('--models', default=','.join(MODELS),
-                      help='comma-separated subset of ' + ','.join(MODELS))
+                      help='comma-separated subset of '
+                      + ','.join(MODELS + OTHER_MODELS))
   parser.add_argument('--preset', default='synthetic',
                       help='config argument (data preset), e.g. cuhk_standard')
   parser.add_argument('--batch_size', type=int, default=None,
@@ -447,6 +458,9 @@ def main() -> None:
   parser.add_argument('--out', default=None,
                       help='JSON output (default runs/benchmark.json, '
                       'runs/benchmark_loop.json with --loop)')
+  parser.add_argument('--compute_dtype', default=None,
+                      choices=('float32', 'bfloat16'),
+                      help='the train step\'s (default: the config\'s)')
   parser.add_argument('--single', default=None, help=argparse.SUPPRESS)
   args = parser.parse_args()
   if args.single:
@@ -454,16 +468,17 @@ def main() -> None:
       row = bench_torch(args.preset, args.batch_size, args.warmup, args.steps)
     elif args.loop:
       row = bench_loop(args.single, args.preset, args.batch_size, args.warmup,
-                       args.steps)
+                       args.steps, args.compute_dtype)
     else:
       row = bench_jax(args.single, args.preset, args.batch_size, args.warmup,
-                      args.steps)
+                      args.steps, args.compute_dtype)
     print(json.dumps(row))
     return
   names = [n for n in args.models.split(',') if n]
-  unknown = sorted(set(names) - set(MODELS))
+  unknown = sorted(set(names) - set(MODELS + OTHER_MODELS))
   if unknown:
-    parser.error(f'unknown model(s) {unknown}; expected from {MODELS}')
+    parser.error(f'unknown model(s) {unknown}; expected from '
+                 f'{MODELS + OTHER_MODELS}')
   if args.loop and args.torch:
     parser.error('--torch times the bare step only: drop --loop')
   rows = [_in_subprocess(args, name) for name in names]

@@ -80,6 +80,9 @@ def get_config() -> ml_collections.ConfigDict:
   config.train.weight_decay = 0.0
   config.train.grad_clip_norm = 1.0
   config.train.log_every_steps = 50
+  # The forward pass's dtype: 'bfloat16' is mixed precision (parameters,
+  # optimizer and model state, VQ distances and losses stay float32).
+  config.train.compute_dtype = 'float32'
 
   config.eval = ml_collections.ConfigDict()
   config.eval.every_steps = 500

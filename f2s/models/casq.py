@@ -64,19 +64,21 @@ class CASQ(nn.Module):
     if self.attention:
       h = SelfAttention(name='attention')(h)
     z = nn.Conv(self.embedding_dim, (1, 1), name='pre_vq')(h)
+    # The quantizer in float32 whatever the compute dtype: code distances and
+    # EMA statistics need its precision.
     if self.quantizer == 'ema':
       vq = VectorQuantizerEMA(self.num_embeddings, self.embedding_dim, self.commitment_cost,
                               self.decay, self.epsilon, self.dead_code_steps,
-                              self.axis_name, name='vq')(z, train=train)
+                              self.axis_name, name='vq')(z.astype(jnp.float32), train=train)
     elif self.quantizer == 'none':
       vq = None
     elif self.quantizer == 'plain':
       vq = VectorQuantizer(self.num_embeddings, self.embedding_dim, self.commitment_cost,
-                           name='vq')(z, train=train)
+                           name='vq')(z.astype(jnp.float32), train=train)
     else:
       raise ValueError(f'CASQ: unknown quantizer {self.quantizer!r}; expected one of '
                        f'{QUANTIZERS}.')
-    h = z if vq is None else vq.quantize
+    h = z if vq is None else vq.quantize.astype(z.dtype)
     for i in range(self.bottleneck_blocks):
       h = make_block(self.block, self.decoder_features[0], self.num_groups, f'dec_mid{i}',
                      conv=conv)(h)

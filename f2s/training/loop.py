@@ -107,7 +107,8 @@ def make_step(config: ml_collections.ConfigDict,
   tx = state_lib.make_optimizer(config.train)
   losses = dict(terms=dict(config.loss.terms),
                 kl_weight=float(config.loss.kl_weight),
-                value_range=config.data.value_range)
+                value_range=config.data.value_range,
+                compute_dtype=config.train.compute_dtype)
   if state_lib.adversarial(config):
     return step_lib.make_gan_train_step(
         model, tx, state_lib.make_discriminator(config.gan),

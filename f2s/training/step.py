@@ -38,19 +38,34 @@ def step_keys(rng: jax.Array, axis_name: str
   return next_rng, {SAMPLE_RNG: sample_key, CODEBOOK_RNG: codebook_key}
 
 
+COMPUTE_DTYPES = ('float32', 'bfloat16')
+
+
 def _model_loss(model: nn.Module, params, model_state, batch: Batch,
                 rngs: dict[str, jax.Array], terms: Mapping[str, float],
-                kl_weight: float, value_range: str):
-  """(loss, metrics, new model state, logits) of the model on `batch`."""
+                kl_weight: float, value_range: str, compute_dtype: str):
+  """(loss, metrics, new model state, logits) of the model on `batch`.
+
+  With a `compute_dtype` other than float32 the forward pass runs on a cast
+  copy of the parameters and photo (mixed precision): the parameters, their
+  gradients (the cast's transpose casts back) and the optimizer state stay
+  float32, as do the model's state, the logits and the losses.
+  """
+  photo = batch['photo']
+  if compute_dtype != 'float32':
+    dtype = jnp.dtype(compute_dtype)
+    params = jax.tree.map(lambda p: p.astype(dtype), params)
+    photo = photo.astype(dtype)
   variables = {'params': params, **model_state}
   mutable = list(model_state)
   if mutable:
     (logits, aux), new_model_state = model.apply(
-        variables, batch['photo'], train=True, rngs=rngs, mutable=mutable)
+        variables, photo, train=True, rngs=rngs, mutable=mutable)
   else:
-    logits, aux = model.apply(variables, batch['photo'], train=True,
-                              rngs=rngs)
+    logits, aux = model.apply(variables, photo, train=True, rngs=rngs)
     new_model_state = model_state
+  logits = logits.astype(jnp.float32)
+  aux = {k: v.astype(jnp.float32) for k, v in aux.items()}
   loss, metrics = losses.total_loss(
       logits, aux, batch['sketch'], terms=terms, kl_weight=kl_weight,
       value_range=value_range)
@@ -64,12 +79,14 @@ def make_train_step(
     terms: Mapping[str, float],
     kl_weight: float,
     value_range: str,
+    compute_dtype: str = 'float32',
     axis_name: str = AXIS,
 ) -> Callable[[TrainState, Batch], tuple[TrainState, Metrics]]:
   """Returns the per-device step `(state, batch) -> (state, metrics)`.
 
   `model` must have been built with `axis_name` so that its EMA statistics are
   psummed over the data axis. Metrics are averaged over devices.
+  `compute_dtype`: the forward pass's (see `_model_loss`).
   """
   terms = dict(terms)
 
@@ -80,7 +97,7 @@ def make_train_step(
     def loss_fn(params):
       loss, metrics, new_model_state, _ = _model_loss(
           model, params, state.model_state, batch, rngs, terms, kl_weight,
-          value_range)
+          value_range, compute_dtype)
       return loss, (metrics, new_model_state)
 
     grads, (metrics, new_model_state) = jax.grad(
@@ -111,6 +128,7 @@ def make_gan_train_step(
     value_range: str,
     adversarial_weight: float,
     start_step: int,
+    compute_dtype: str = 'float32',
     axis_name: str = AXIS,
 ) -> Callable[[GANTrainState, Batch], tuple[GANTrainState, Metrics]]:
   """`make_train_step`'s step against the discriminator `disc`, both updated.
@@ -121,7 +139,8 @@ def make_gan_train_step(
   counting). The discriminator sees (photo, sketch in [0, 1]) pairs: the
   real ones and the model's, detached. Both gradients are pmean'd over
   `axis_name`; metrics add `adversarial_loss` (unweighted), `disc_loss`,
-  the mean real/fake logits and `disc_grad_norm`.
+  the mean real/fake logits and `disc_grad_norm`. `compute_dtype` applies
+  to the model; the discriminator computes in float32.
   """
   terms = dict(terms)
 
@@ -136,7 +155,7 @@ def make_gan_train_step(
     def loss_fn(params):
       loss, metrics, new_model_state, logits = _model_loss(
           model, params, state.model_state, batch, rngs, terms, kl_weight,
-          value_range)
+          value_range, compute_dtype)
       fake = jax.nn.sigmoid(logits)
       adversarial = losses.hinge_generator_loss(
           disc.apply(disc_vars, photo, fake))

@@ -5,7 +5,7 @@ from f2s import models
 from f2s import value_range as value_ranges
 from f2s.data import device_data, preprocess
 from f2s.models import layers
-from f2s.training import losses
+from f2s.training import losses, step as step_lib
 
 DATASETS = ('synthetic_face_sketch', 'cuhk_face_sketch')
 EVAL_METRICS = ('ssim', 'fsim', 'mse', 'psnr')
@@ -77,6 +77,8 @@ def validate_config(config: ml_collections.ConfigDict,
   losses.check_terms(dict(config.loss.terms))
   _choice('config.train.lr_schedule', config.train.lr_schedule,
           ('constant', 'cosine'))
+  _choice('config.train.compute_dtype', config.train.compute_dtype,
+          step_lib.COMPUTE_DTYPES)
   for key in ('global_batch_size', 'num_steps', 'log_every_steps'):
     _positive_int(f'config.train.{key}', config.train[key])
   for key in ('every_steps', 'batch_size'):

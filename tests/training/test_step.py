@@ -190,3 +190,35 @@ def test_gan_step_on_two_devices_equals_one(gan_runs):
   losses = [{k: v for k, v in m[-1].items() if k.endswith('loss')}
             for m in (m1, m2)]
   assert _max_diff(*losses) < 1e-5
+
+
+@pytest.mark.parametrize('name', ['dae', 'vae', 'casq'])
+def test_bfloat16_compute_keeps_float32_state_and_close_losses(
+    name, load_config, train_config, fake_batch):
+  """Mixed precision: the state stays float32 (parameters, optimizer, EMA
+  codebook), the losses are float32 and near the float32 step's."""
+  config = load_config(name)
+  model = models.build_model(config.model, (16, 16, 3),
+                             axis_name=parallel.AXIS)
+  tx = state_lib.make_optimizer(train_config(learning_rate=1e-3))
+  mesh = parallel.make_mesh(jax.devices()[:1])
+  batch = parallel.global_batch(fake_batch(0, 4), mesh, KEYS)
+  results = {}
+  for dtype in step_lib.COMPUTE_DTYPES:
+    fn = parallel.data_parallel(step_lib.make_train_step(
+        model, tx, terms={'bce': 1.0}, kl_weight=1e-3, value_range='unit',
+        compute_dtype=dtype), mesh)
+    state = parallel.replicate(state_lib.create_train_state(
+        model, tx, (1, 16, 16, 3), seed=0), mesh)
+    for _ in range(2):
+      state, metrics = fn(state, batch)
+    results[dtype] = jax.device_get((state, metrics))
+  state, metrics = results['bfloat16']
+  for leaf in jax.tree.leaves((state.params, state.opt_state,
+                               state.model_state)):
+    assert leaf.dtype in (np.float32, np.int32), leaf.dtype
+  assert metrics['loss'].dtype == np.float32
+  assert np.isfinite(metrics['loss']) and np.isfinite(metrics['grad_norm'])
+  np.testing.assert_allclose(metrics['loss'], results['float32'][1]['loss'],
+                             rtol=2e-2)
+  assert _max_diff(state.params, results['float32'][0].params) < 5e-3

@@ -30,6 +30,7 @@ def test_shipped_tiny_configs_pass(load_config, name):
     ('loss.terms.bce', -1.0, r'config.loss.terms.bce=-1.0'),
     ('loss.kl_weight', -0.1, r'config.loss.kl_weight=-0.1'),
     ('train.lr_schedule', 'linear', "config.train.lr_schedule='linear'"),
+    ('train.compute_dtype', 'float16', "config.train.compute_dtype='float16'"),
     ('train.learning_rate', -1e-3, r'config.train.learning_rate=-0.001'),
     ('train.learning_rate', 0.0, r'config.train.learning_rate=0.0.*> 0'),
     ('train.learning_rate', 'fast', "config.train.learning_rate='fast'"),
