@@ -12,10 +12,11 @@ from f2s.models import (CASQ, VARIANTS, ConvDAE, ConvVAE, DenseDAE, DenseVAE,
 
 def test_variants_and_their_classes():
   assert VARIANTS == {'dae': ('paper', 'conv'), 'vae': ('paper', 'conv'),
-                      'casq': ('paper', 'default')}
+                      'casq': ('paper', 'default', 'gan')}
   classes = {('dae', 'paper'): DenseDAE, ('dae', 'conv'): ConvDAE,
              ('vae', 'paper'): DenseVAE, ('vae', 'conv'): ConvVAE,
-             ('casq', 'paper'): CASQ, ('casq', 'default'): CASQ}
+             ('casq', 'paper'): CASQ, ('casq', 'default'): CASQ,
+             ('casq', 'gan'): CASQ}
   for (name, variant), cls in classes.items():
     assert type(build_model(default_config(name, variant), (8, 8, 1))) is cls
 
