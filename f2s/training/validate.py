@@ -61,7 +61,8 @@ def validate_config(config: ml_collections.ConfigDict,
   best metric) and that batch sizes divide across `device_count` devices and
   `process_count` processes.
   """
-  for section in ('data', 'model', 'loss', 'train', 'eval', 'checkpoint'):
+  for section in ('data', 'model', 'loss', 'train', 'eval', 'gan',
+                  'checkpoint'):
     if section not in config:
       raise ValueError(f'config lacks section {section!r}')
   _choice('config.data.dataset', config.data.dataset, DATASETS)
@@ -100,8 +101,7 @@ def validate_config(config: ml_collections.ConfigDict,
     _number(f'config.loss.terms.{name}', weight, minimum=0)
   for key in ('b1', 'b2'):
     _number(f'config.train.{key}', config.train[key], minimum=0, below=1)
-  if 'gan' in config:  # configs saved before the adversarial option lack it
-    _check_gan(config.gan)
+  _check_gan(config.gan)
   if not isinstance(config.eval.write_predictions, bool):
     raise ValueError(f'config.eval.write_predictions='
                      f'{config.eval.write_predictions!r}: expected true/false')
