@@ -72,6 +72,18 @@ def _model_loss(model: nn.Module, params, model_state, batch: Batch,
   return loss, metrics, new_model_state, logits
 
 
+def _apply_update(state: TrainState, tx: optax.GradientTransformation, grads,
+                  model_state, rng: jax.Array) -> TrainState:
+  """The state one step on: `grads` applied by `tx`, the new model state and key."""
+  updates, opt_state = tx.update(grads, state.opt_state, state.params)
+  return state.replace(
+      step=state.step + 1,
+      params=optax.apply_updates(state.params, updates),
+      opt_state=opt_state,
+      model_state=model_state,
+      rng=rng)
+
+
 def make_train_step(
     model: nn.Module,
     tx: optax.GradientTransformation,
@@ -105,14 +117,7 @@ def make_train_step(
     grads = lax.pmean(grads, axis_name)
     metrics = lax.pmean(metrics, axis_name)
     metrics['grad_norm'] = optax.tree.norm(grads)
-    updates, opt_state = tx.update(grads, state.opt_state, state.params)
-    new_state = state.replace(
-        step=state.step + 1,
-        params=optax.apply_updates(state.params, updates),
-        opt_state=opt_state,
-        model_state=new_model_state,
-        rng=next_rng)
-    return new_state, metrics
+    return _apply_update(state, tx, grads, new_model_state, next_rng), metrics
 
   return train_step
 
@@ -188,15 +193,10 @@ def make_gan_train_step(
     metrics = lax.pmean(metrics, axis_name)
     metrics['grad_norm'] = optax.tree.norm(grads)
     metrics['disc_grad_norm'] = optax.tree.norm(disc_grads)
-    updates, opt_state = tx.update(grads, state.opt_state, state.params)
     disc_updates, disc_opt_state = disc_tx.update(
         disc_grads, state.disc_opt_state, state.disc_params)
-    new_state = state.replace(
-        step=state.step + 1,
-        params=optax.apply_updates(state.params, updates),
-        opt_state=opt_state,
-        model_state=new_model_state,
-        rng=next_rng,
+    new_state = _apply_update(
+        state, tx, grads, new_model_state, next_rng).replace(
         disc_params=optax.apply_updates(state.disc_params, disc_updates),
         disc_opt_state=disc_opt_state,
         disc_state=new_disc_state)
