@@ -9,6 +9,7 @@ repository; f2s's procedural faces without it) scaled 2.5-4x, turned by up
 to 10 degrees and put on a --size background; or reads the image files of
 --photos. After one warm-up photo (compilation), prints
 
+- model GFLOP/face (XLA's cost analysis of its forward pass);
 - model ms/face: the loaded, compiled model (`f2s.sketch.Sketcher`) on
   aligned faces, batch 1 and per face in a batch of 4 (median of --repeats);
 - whole photo ms: `f2s.sketch.sketch_file` per photo (read, detect, align,
@@ -102,6 +103,16 @@ def summary(values: list[float]) -> str:
           f'{statistics.fmean(values):6.1f}  min {min(values):6.1f}')
 
 
+def gflop_per_face(sketcher: sketch.Sketcher, crop: np.ndarray) -> float:
+  """The model's forward FLOPs on one face, by XLA's cost analysis."""
+  import jax
+  model = sketcher.trained.build()
+  forward = jax.jit(lambda v, p: model.apply(v, p, train=False)[0])
+  cost = forward.lower(sketcher.trained.variables,
+                       sketcher.model_input(crop[None])).compile().cost_analysis()
+  return float(cost['flops']) / 1e9
+
+
 def main(argv: list[str] | None = None) -> None:
   parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
   group = parser.add_mutually_exclusive_group()
@@ -163,6 +174,8 @@ def main(argv: list[str] | None = None) -> None:
     four = [timed(sketcher, np.stack(crops[:4]))[0] / 4
             for _ in range(args.repeats)]
 
+  print(f'model GFLOP/face (XLA cost analysis): '
+        f'{gflop_per_face(sketcher, crops[0]):.2f}')
   print(f'first photo (compiles the model): {first_ms:.0f} ms')
   print(f'model ms/face, batch 1:            {summary(single)}')
   print(f'  CPU ms (all threads):            {summary(single_cpu)}')

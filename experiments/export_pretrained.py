@@ -77,10 +77,13 @@ PROTOCOLS = {
 }
 
 
-def training_record(workdir: str) -> str:
-  """The command that trained the run, and where and how long, if known."""
+def training_record(workdir: str, command: str | None = None) -> str:
+  """The command that trained the run (`command`, else the one recorded by
+  experiments/reproduce.py), and where and how long, if recorded."""
   path = os.path.join(workdir, RUN_FILE)
   if not os.path.exists(path):
+    if command:
+      return f'    {command}'
     return (f'    (not recorded: the run in {workdir}; its full config is '
             'config.json here)')
   with open(path) as f:
@@ -93,7 +96,8 @@ def training_record(workdir: str) -> str:
 
 
 def model_card(name: str, trained: pretrained.TrainedModel, step: int,
-               workdir: str, size_bytes: int, num_params: int) -> str:
+               workdir: str, size_bytes: int, num_params: int,
+               command: str | None = None) -> str:
   config = trained.config
   data = config.data
   description = TRAINING_DATA.get(
@@ -122,8 +126,9 @@ step {step} of its training run.
 
 The photo is aligned to the CUHK frame (`f2s.align`: eyes on the CUHK
 template). Protocol `{data.protocol}` (`f2s.data.preprocess`): {protocol};
-photo values in the `{data.value_range}` range, the sketch (N, {out_h},
-{out_w}, {out_c}) the sigmoid of the logits, in [0, 1].
+photo values in the `{data.value_range}` range; the model returns
+(N, {out_h}, {out_w}, {out_c}) logits, whose sigmoid (in [0, 1]) cropped to the
+frame is the sketch.
 
 ## Training data
 
@@ -131,7 +136,7 @@ photo values in the `{data.value_range}` range, the sketch (N, {out_h},
 
 ## Training
 
-{training_record(workdir)}
+{training_record(workdir, command)}
 
 The full config is `config.json` beside this card.
 
@@ -153,6 +158,9 @@ def main(argv: list[str] | None = None) -> None:
   parser.add_argument('--out_dir', default=pretrained.DIRECTORY,
                       help='where the model folder goes (default: the '
                       "package's f2s/pretrained)")
+  parser.add_argument('--command', default=None,
+                      help='the command that trained the run, for the model '
+                      "card (default: reproduce.py's record of the run)")
   args = parser.parse_args(argv)
   from absl import logging  # keep Orbax's INFO lines quiet
   logging.set_verbosity(logging.WARNING)
@@ -167,7 +175,7 @@ def main(argv: list[str] | None = None) -> None:
       trained.variables['params']))
   with open(os.path.join(folder, pretrained.MODEL_CARD_FILE), 'w') as f:
     f.write(model_card(args.name, trained, step, args.workdir, size,
-                       num_params))
+                       num_params, args.command))
   loaded = pretrained.load_folder(folder)  # checks shapes against the config
   same = jax.tree.map(lambda a, b: bool(np.array_equal(a, b)),
                       jax.tree.map(np.asarray, trained.variables),

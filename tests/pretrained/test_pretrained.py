@@ -52,7 +52,9 @@ def test_the_shipped_model_loads_and_sketches_demo_faces(tmp_path):
   trained = pretrained.load()
   sketcher = sketch.Sketcher(trained)
   sketches = sketcher(np.stack(aligned_faces(tmp_path)))
-  assert sketches.shape[1:] == trained.out_shape
+  framed = preprocess.crop_to_valid(np.zeros((1, *trained.out_shape)),
+                                    trained.config.data)
+  assert sketches.shape[1:] == framed.shape[1:]
   for drawn in sketches:
     # A pencil sketch: mostly white paper, with dark strokes.
     assert 0.4 < drawn.mean() < 0.97 and drawn.std() > 0.08
@@ -147,13 +149,15 @@ def test_a_run_is_restored_at_its_best_checkpoint_and_exported(
   export_pretrained = importlib.util.module_from_spec(script)
   script.loader.exec_module(export_pretrained)
   export_pretrained.main([f'--workdir={run}', '--name=mine',
-                          f'--out_dir={tmp_path}'])
+                          f'--out_dir={tmp_path}',
+                          '--command=python -m f2s.main --config=X'])
   assert 'exported' in capsys.readouterr().out
   exported = pretrained.load(str(tmp_path / 'mine'))
   jax.tree.map(np.testing.assert_array_equal, jax.device_get(saved[1]),
                exported.variables)
   card = open(tmp_path / 'mine' / pretrained.MODEL_CARD_FILE).read()
   assert 'procedural demo faces' in card and '| ssim | 0.5000 |' in card
+  assert '    python -m f2s.main --config=X\n' in card
 
   photo = tmp_path / 'face.png'
   Image.fromarray(procedural.render_pair(0, 0)[0]).save(photo)
