@@ -55,9 +55,9 @@ class CASQ(nn.Module):
       raise ValueError(f'CASQ: decoder_features {tuple(self.decoder_features)} must have '
                        f'as many stages as features {tuple(self.features)}.')
     conv = resolve_conv_impl(self.conv_impl)
-    h = ConvEncoder(self.features, self.block, self.num_groups, conv,
-                    self.skip_connections, name='encoder')(photo)
-    h, skips = h if self.skip_connections else (h, ())
+    h, skips = ConvEncoder(self.features, self.block, self.num_groups, conv,
+                           name='encoder')(photo)
+    skips = skips if self.skip_connections else ()
     for i in range(self.bottleneck_blocks):
       h = make_block(self.block, self.features[-1], self.num_groups, f'enc_mid{i}',
                      conv=conv)(h)

@@ -45,8 +45,8 @@ class ConvDAE(nn.Module):
     del train
     check_io(photo, self.out_shape, len(self.features), 'ConvDAE')
     conv = resolve_conv_impl(self.conv_impl)
-    h = ConvEncoder(self.features, self.block, self.num_groups, conv,
-                    name='encoder')(photo)
+    h, _ = ConvEncoder(self.features, self.block, self.num_groups, conv,
+                       name='encoder')(photo)
     h = nn.Conv(self.latent_channels, (1, 1), name='bottleneck')(h)
     logits = ConvDecoder(tuple(self.features[::-1]), self.out_shape[-1], self.block,
                          self.num_groups, conv, name='decoder')(h)

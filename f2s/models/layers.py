@@ -135,19 +135,17 @@ class ConvEncoder(nn.Module):
   """One block then a 2x2 max pool per entry of `features`: H -> H / 2**len(features).
 
   Residual encoders start with a 3x3 stem conv so the first block's norm sees
-  `features[0]` channels rather than the 3 image channels. With `skips`, also
-  returns each block's output before its pool, finest first (a U-Net's skip
+  `features[0]` channels rather than the 3 image channels. Returns the code
+  and each block's output before its pool, finest first (a U-Net's skip
   connections, for `ConvDecoder(x, skips)`).
   """
   features: Sequence[int]
   block: str = 'plain'
   num_groups: int = 0
   conv: ModuleDef = Conv3x3
-  skips: bool = False
 
   @nn.compact
-  def __call__(self, x: jax.Array
-               ) -> jax.Array | tuple[jax.Array, list[jax.Array]]:
+  def __call__(self, x: jax.Array) -> tuple[jax.Array, list[jax.Array]]:
     if self.block == 'residual':
       x = self.conv(self.features[0], name='stem')(x)
     outputs = []
@@ -156,7 +154,7 @@ class ConvEncoder(nn.Module):
                      conv=self.conv)(x)
       outputs.append(x)
       x = max_pool2(x)
-    return (x, outputs) if self.skips else x
+    return x, outputs
 
 
 class ConvDecoder(nn.Module):
