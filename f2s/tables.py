@@ -122,7 +122,10 @@ TABLES: Mapping[str, tuple[Row, ...]] = {
         # What the GAN variant's two changes each buy: its network (skips)
         # without the discriminator.
         Row('casq_gan_no_adversarial', 'casq', 'gan', 'cuhk_standard', 'f2s',
-            settings=(('gan.weight', 0.0),)),),
+            settings=(('gan.weight', 0.0),)),
+        # One conv per stage: the shipped model's network (f2s.pretrained).
+        Row('casq_gan_plain', 'casq', 'gan', 'cuhk_standard', 'f2s',
+            (('block', 'plain'),)),),
     'ablation': (
         Row('casq_paper', 'casq', 'paper', 'cuhk_casq', 'f2s'),
         Row('casq_paper_no_attention', 'casq', 'paper', 'cuhk_casq', 'f2s',
@@ -141,7 +144,9 @@ TABLE_DESCRIPTIONS = {
     'standard': ('The standard protocol: CUHK 88 train / 100 test, greyscale '
                  '250x200. casq_gan: casq_default with U-Net skips, trained '
                  'against a PatchGAN discriminator from step 100; '
-                 'casq_gan_no_adversarial: the same network without it.'),
+                 'casq_gan_no_adversarial: the same network without it; '
+                 'casq_gan_plain: casq_gan with plain blocks (one conv per '
+                 'stage).'),
     'ablation': ('CASQ\'s parts on the study protocol at one recipe: '
                  'attention, the quantizer (none = a plain 1x1 bottleneck), '
                  'EMA vs plain VQ, and the conv DAE.'),
