@@ -123,9 +123,10 @@ TABLES: Mapping[str, tuple[Row, ...]] = {
         # without the discriminator.
         Row('casq_gan_no_adversarial', 'casq', 'gan', 'cuhk_standard', 'f2s',
             settings=(('gan.weight', 0.0),)),
-        # One conv per stage: the shipped model's network (f2s.pretrained).
-        Row('casq_gan_plain', 'casq', 'gan', 'cuhk_standard', 'f2s',
-            (('block', 'plain'),)),),
+        # One conv per stage (the shipped model's network, f2s.pretrained)
+        # and an SSIM term beside BCE.
+        Row('casq_gan_plain_ssim', 'casq', 'gan', 'cuhk_standard', 'f2s',
+            (('block', 'plain'),), settings=(('loss.terms.ssim', 1.0),)),),
     'ablation': (
         Row('casq_paper', 'casq', 'paper', 'cuhk_casq', 'f2s'),
         Row('casq_paper_no_attention', 'casq', 'paper', 'cuhk_casq', 'f2s',
@@ -145,8 +146,8 @@ TABLE_DESCRIPTIONS = {
                  '250x200. casq_gan: casq_default with U-Net skips, trained '
                  'against a PatchGAN discriminator from step 100; '
                  'casq_gan_no_adversarial: the same network without it; '
-                 'casq_gan_plain: casq_gan with plain blocks (one conv per '
-                 'stage).'),
+                 'casq_gan_plain_ssim: casq_gan with plain blocks (one conv '
+                 'per stage) and an SSIM loss term (weight 1) beside BCE.'),
     'ablation': ('CASQ\'s parts on the study protocol at one recipe: '
                  'attention, the quantizer (none = a plain 1x1 bottleneck), '
                  'EMA vs plain VQ, and the conv DAE.'),
