@@ -81,18 +81,19 @@ def training_record(workdir: str, command: str | None = None) -> str:
   """The command that trained the run (`command`, else the one recorded by
   experiments/reproduce.py), and where and how long, if recorded."""
   path = os.path.join(workdir, RUN_FILE)
-  if not os.path.exists(path):
-    if command:
-      return f'    {command}'
+  record = {}
+  if os.path.exists(path):
+    with open(path) as f:
+      record = json.load(f)
+  command = command or record.get('command')
+  if not command:
     return (f'    (not recorded: the run in {workdir}; its full config is '
             'config.json here)')
-  with open(path) as f:
-    record = json.load(f)
   where = ''
   if record.get('device') and record.get('wall_s'):
     where = (f'\n\n{record["wall_s"] / 60:.0f} minutes on '
              f'{record["device"]} (jax {record.get("jax", "?")}).')
-  return f'    {record["command"]}{where}'
+  return f'    {command}{where}'
 
 
 def model_card(name: str, trained: pretrained.TrainedModel, step: int,
