@@ -33,6 +33,18 @@ def test_ssim_loss_zero_for_exact_prediction():
   assert float(losses.ssim_loss(-exact, t)) > 0.5
 
 
+def test_gradient_loss_matches_numpy_and_ignores_offsets():
+  logits, t = _logits_targets()
+  p = 1 / (1 + np.exp(-logits.astype(np.float64)))
+  ref = (np.abs(np.diff(p, axis=1) - np.diff(t, axis=1)).mean()
+         + np.abs(np.diff(p, axis=2) - np.diff(t, axis=2)).mean())
+  np.testing.assert_allclose(losses.gradient_loss(logits, t), ref, rtol=1e-5)
+  # Only edges count: a prediction off by a constant has no gradient loss.
+  t = np.clip(t, 0.1, 0.8)
+  shifted = np.log((t + 0.1) / (1 - t - 0.1))
+  assert float(losses.gradient_loss(shifted, t)) == pytest.approx(0, abs=1e-5)
+
+
 def test_total_loss_weights_terms_and_aux():
   logits, t = _logits_targets()
   aux = {'kl_loss': jnp.float32(2.0), 'vq_loss': jnp.float32(0.5),
