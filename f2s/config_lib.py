@@ -99,6 +99,9 @@ def get_config() -> ml_collections.ConfigDict:
   config.gan = ml_collections.ConfigDict()
   config.gan.weight = 0.0  # of the generator's adversarial term
   config.gan.start_step = 0  # reconstruction-only steps before it counts
+  # pix2pixHD's feature matching (L1 between the discriminator's activations
+  # on the real and the fake pair), from start_step; 0: off.
+  config.gan.feature_matching = 0.0
   config.gan.features = (32, 64, 128)  # discriminator widths
   config.gan.learning_rate = 2e-4  # the discriminator's Adam (constant)
   config.gan.b1 = 0.5

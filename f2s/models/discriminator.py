@@ -16,6 +16,8 @@ class PatchDiscriminator(nn.Module):
   A 4x4 stride-2 conv + LeakyReLU(0.2) per entry of `features`, then a 4x4
   conv to one logit per position: each logit sees a ~46-pixel patch (three
   stages), the scale of pencil strokes rather than of the whole face.
+  With `return_features=True` it also returns each stage's activations, for
+  pix2pixHD's feature-matching loss.
   Spectral norm on every conv (as SAGAN, whose attention CASQ uses) keeps
   the discriminator 1-Lipschitz without a gradient penalty's second
   backward pass; its power-iteration state lives in `SPECTRAL_COLLECTION`
@@ -26,16 +28,20 @@ class PatchDiscriminator(nn.Module):
 
   @nn.compact
   def __call__(self, photo: jax.Array, sketch: jax.Array, *,
-               update_stats: bool = False) -> jax.Array:
+               update_stats: bool = False, return_features: bool = False
+               ) -> jax.Array | tuple[jax.Array, list[jax.Array]]:
     if photo.shape[:3] != sketch.shape[:3]:
       raise ValueError(f'PatchDiscriminator: photo {photo.shape} and sketch '
                        f'{sketch.shape} differ in batch or spatial size')
     x = jnp.concatenate([photo, sketch.astype(photo.dtype)], axis=-1)
+    features = []
     for i, f in enumerate(self.features):
       x = nn.SpectralNorm(nn.Conv(f, (4, 4), strides=2, name=f'conv{i}'),
                           collection_name=SPECTRAL_COLLECTION,
                           name=f'sn{i}')(x, update_stats=update_stats)
       x = nn.leaky_relu(x, 0.2)
-    return nn.SpectralNorm(nn.Conv(1, (4, 4), name='logits'),
-                           collection_name=SPECTRAL_COLLECTION,
-                           name='sn_logits')(x, update_stats=update_stats)
+      features.append(x)
+    logits = nn.SpectralNorm(nn.Conv(1, (4, 4), name='logits'),
+                             collection_name=SPECTRAL_COLLECTION,
+                             name='sn_logits')(x, update_stats=update_stats)
+    return (logits, features) if return_features else logits

@@ -114,7 +114,8 @@ def make_step(config: ml_collections.ConfigDict,
         model, tx, state_lib.make_discriminator(config.gan),
         state_lib.make_disc_optimizer(config.gan), **losses,
         adversarial_weight=float(config.gan.weight),
-        start_step=int(config.gan.start_step))
+        start_step=int(config.gan.start_step),
+        feature_matching_weight=float(config.gan.feature_matching))
   return step_lib.make_train_step(model, tx, **losses)
 
 

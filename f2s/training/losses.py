@@ -3,11 +3,12 @@
 The model emits pre-sigmoid logits; every loss is computed in [0, 1] image space,
 so the target sketch is first mapped there from the data value range.
 """
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 
 import jax
 import jax.numpy as jnp
 import optax
+from jax import lax
 
 from f2s import metrics as f2s_metrics
 from f2s import value_range as value_ranges
@@ -114,3 +115,13 @@ def hinge_discriminator_loss(real_logits: jax.Array,
 def hinge_generator_loss(fake_logits: jax.Array) -> jax.Array:
   """The generator's side of the hinge GAN: raise the fakes' logits."""
   return -fake_logits.mean()
+
+
+def feature_matching_loss(fake_features: Sequence[jax.Array],
+                          real_features: Sequence[jax.Array]) -> jax.Array:
+  """pix2pixHD's feature matching: the mean L1 distance between the
+  discriminator's activations on the fake and on the real pair, averaged
+  over its stages (`real_features` are taken as constants)."""
+  return sum(jnp.abs(f - lax.stop_gradient(r)).mean()
+             for f, r in zip(fake_features, real_features, strict=True)
+             ) / len(fake_features)

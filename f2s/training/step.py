@@ -133,6 +133,7 @@ def make_gan_train_step(
     value_range: str,
     adversarial_weight: float,
     start_step: int,
+    feature_matching_weight: float = 0.0,
     compute_dtype: str = 'float32',
     axis_name: str = AXIS,
 ) -> Callable[[GANTrainState, Batch], tuple[GANTrainState, Metrics]]:
@@ -141,7 +142,8 @@ def make_gan_train_step(
   The model's loss is `make_train_step`'s plus `adversarial_weight` times the
   hinge generator loss from the step `start_step` on (before, the
   discriminator already learns, so that it is useful when it starts
-  counting). The discriminator sees (photo, sketch in [0, 1]) pairs: the
+  counting), plus `feature_matching_weight` times pix2pixHD's feature
+  matching loss from the same step (off at 0: not computed). The discriminator sees (photo, sketch in [0, 1]) pairs: the
   real ones and the model's, detached. Both gradients are pmean'd over
   `axis_name`; metrics add `adversarial_loss` (unweighted), `disc_loss`,
   the mean real/fake logits and `disc_grad_norm`. `compute_dtype` applies
@@ -154,18 +156,26 @@ def make_gan_train_step(
     next_rng, rngs = step_keys(state.rng, axis_name)
     photo = batch['photo']
     real = value_ranges.to_unit(batch['sketch'], value_range)
-    weight = adversarial_weight * (state.step >= start_step)
+    started = state.step >= start_step
     disc_vars = {'params': state.disc_params, **state.disc_state}
+    if feature_matching_weight:
+      _, real_features = disc.apply(disc_vars, photo, real,
+                                    return_features=True)
 
     def loss_fn(params):
       loss, metrics, new_model_state, logits = _model_loss(
           model, params, state.model_state, batch, rngs, terms, kl_weight,
           value_range, compute_dtype)
       fake = jax.nn.sigmoid(logits)
-      adversarial = losses.hinge_generator_loss(
-          disc.apply(disc_vars, photo, fake))
+      fake_logits, fake_features = disc.apply(disc_vars, photo, fake,
+                                              return_features=True)
+      adversarial = losses.hinge_generator_loss(fake_logits)
       metrics['adversarial_loss'] = adversarial
-      loss = loss + weight * adversarial
+      loss = loss + adversarial_weight * started * adversarial
+      if feature_matching_weight:
+        matching = losses.feature_matching_loss(fake_features, real_features)
+        metrics['feature_matching_loss'] = matching
+        loss = loss + feature_matching_weight * started * matching
       metrics['loss'] = loss
       return loss, (metrics, new_model_state, fake)
 

@@ -16,6 +16,10 @@ def test_one_logit_per_patch_and_spectral_state():
   assert logits.shape == (2, 8, 6, 1)  # three stride-2 stages
   assert set(variables[SPECTRAL_COLLECTION]) == {'sn0', 'sn1', 'sn2',
                                                   'sn_logits'}
+  same, features = disc.apply(variables, photo, sketch, return_features=True)
+  np.testing.assert_array_equal(same, logits)
+  assert [f.shape for f in features] == [(2, 32, 24, 8), (2, 16, 12, 16),
+                                         (2, 8, 6, 32)]
 
 
 def test_spectral_norm_bounds_each_layer():

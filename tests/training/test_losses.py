@@ -1,5 +1,6 @@
 """Losses: BCE/L1/L2 against NumPy, the SSIM loss, weighting of terms and
 auxiliary losses, naming of unknown terms."""
+import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
@@ -64,3 +65,11 @@ def test_unknown_or_empty_terms_are_named():
     losses.check_terms({'bce': 1.0, 'perceptual': 1.0})
   with pytest.raises(ValueError, match='no non-zero weight'):
     losses.check_terms({'bce': 0.0})
+
+
+def test_feature_matching_is_mean_l1_over_stages_with_real_as_constant():
+  fake = [jnp.ones((2, 4, 4, 3)), jnp.zeros((2, 2, 2, 5))]
+  real = [jnp.zeros((2, 4, 4, 3)), jnp.full((2, 2, 2, 5), 3.0)]
+  assert float(losses.feature_matching_loss(fake, real)) == pytest.approx(2.0)
+  grad_real = jax.grad(lambda r: losses.feature_matching_loss(fake, r))(real)
+  assert all(float(jnp.abs(g).max()) == 0 for g in grad_real)

@@ -109,6 +109,9 @@ def test_data_parallel_matches_single_device_and_pmap(
   assert max(_max_diff(m1, m2), _max_diff(m1, m3)) < 1e-5
 
 
+FEATURE_MATCHING = 0.5
+
+
 def _gan_parts(load_config, train_config, start_step):
   config = load_config('casq_gan')
   # The attention's key bias has a zero gradient in exact arithmetic (softmax
@@ -126,7 +129,7 @@ def _gan_parts(load_config, train_config, start_step):
   per_device = step_lib.make_gan_train_step(
       model, tx, disc, disc_tx, terms={'bce': 1.0}, kl_weight=0.0,
       value_range='unit', adversarial_weight=float(config.gan.weight),
-      start_step=start_step)
+      start_step=start_step, feature_matching_weight=FEATURE_MATCHING)
 
   def fresh():
     return state_lib.create_gan_train_state(model, tx, disc, disc_tx,
@@ -161,8 +164,8 @@ def test_gan_step_updates_both_networks_with_finite_losses(gan_runs):
   start, runs = gan_runs
   state, history = runs[1]
   for metrics in history:
-    for key in ('loss', 'adversarial_loss', 'disc_loss', 'grad_norm',
-                'disc_grad_norm'):
+    for key in ('loss', 'adversarial_loss', 'feature_matching_loss',
+                'disc_loss', 'grad_norm', 'disc_grad_norm'):
       assert np.isfinite(metrics[key]), key
   assert _max_diff(state.params, start.params) > 1e-4
   # three Adam steps at the discriminator's rate 2e-4: up to 6e-4 each
@@ -173,13 +176,17 @@ def test_gan_step_updates_both_networks_with_finite_losses(gan_runs):
 
 
 def test_gan_term_counts_only_from_start_step(gan_runs):
-  """Before start_step the model's loss is the reconstruction loss alone."""
+  """Before start_step the model's loss is the reconstruction loss alone;
+  from it on, the adversarial and feature-matching terms add."""
   _, history = gan_runs[1][1]
   for step, metrics in enumerate(history):
     rest = metrics['bce_loss'] + metrics['vq_loss']
-    weight = 0.1 if step >= GAN_START else 0.0
+    started = step >= GAN_START
+    assert metrics['feature_matching_loss'] > 0
     np.testing.assert_allclose(
-        metrics['loss'], rest + weight * metrics['adversarial_loss'],
+        metrics['loss'],
+        rest + started * (0.1 * metrics['adversarial_loss']
+                          + FEATURE_MATCHING * metrics['feature_matching_loss']),
         rtol=1e-5)
 
 
