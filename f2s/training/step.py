@@ -143,9 +143,10 @@ def make_gan_train_step(
   hinge generator loss from the step `start_step` on (before, the
   discriminator already learns, so that it is useful when it starts
   counting), plus `feature_matching_weight` times pix2pixHD's feature
-  matching loss from the same step (off at 0: not computed). The discriminator sees (photo, sketch in [0, 1]) pairs: the
-  real ones and the model's, detached. Both gradients are pmean'd over
-  `axis_name`; metrics add `adversarial_loss` (unweighted), `disc_loss`,
+  matching loss from the same step (off at 0: not computed). The
+  discriminator sees (photo, sketch in [0, 1]) pairs: the real ones and the
+  model's, detached. Both gradients are pmean'd over `axis_name`; metrics
+  add `adversarial_loss` and `feature_matching_loss` (unweighted), `disc_loss`,
   the mean real/fake logits and `disc_grad_norm`. `compute_dtype` applies
   to the model; the discriminator computes in float32.
   """
