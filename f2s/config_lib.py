@@ -66,7 +66,8 @@ def get_config() -> ml_collections.ConfigDict:
   config.loss = ml_collections.ConfigDict()
   # Weights of the reconstruction terms; a 0 weight switches a term off.
   config.loss.terms = ml_collections.ConfigDict(
-      {'bce': 1.0, 'l1': 0.0, 'l2': 0.0, 'ssim': 0.0, 'gradient': 0.0})
+      {'bce': 1.0, 'l1': 0.0, 'l2': 0.0, 'ssim': 0.0, 'gradient': 0.0,
+       'fsim': 0.0})
   config.loss.kl_weight = 1e-3
 
   config.train = ml_collections.ConfigDict()

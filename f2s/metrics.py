@@ -180,6 +180,13 @@ def _lower_median(x: jax.Array) -> jax.Array:
   return jax.lax.bitcast_convert_type(hi, x.dtype)
 
 
+def _sqrt(x: jax.Array) -> jax.Array:
+  """sqrt with a zero, not an infinite, gradient at 0, where flat regions put
+  the amplitudes and gradient magnitudes: FSIM stays differentiable (a loss)."""
+  positive = x > 0
+  return jnp.where(positive, jnp.sqrt(jnp.where(positive, x, 1)), 0)
+
+
 def _phase_congruency(lum: jax.Array, filters: np.ndarray,
                       threshold_factor: np.ndarray) -> jax.Array:
   """piq's `_phase_congruency` of (..., H, W) luminance, shape (..., H, W)."""
@@ -189,10 +196,10 @@ def _phase_congruency(lum: jax.Array, filters: np.ndarray,
   # The complex responses, (..., O, S, H, W): even = real, odd = imaginary.
   eo = jnp.fft.ifft2(spectrum * jnp.asarray(filters, dtype))
   even, odd = jnp.real(eo), jnp.imag(eo)
-  amplitude = jnp.sqrt(even * even + odd * odd)
+  amplitude = _sqrt(even * even + odd * odd)
   sum_e = jnp.sum(even, axis=-3, keepdims=True)
   sum_o = jnp.sum(odd, axis=-3, keepdims=True)
-  x_energy = jnp.sqrt(sum_e * sum_e + sum_o * sum_o) + eps
+  x_energy = _sqrt(sum_e * sum_e + sum_o * sum_o) + eps
   mean_e, mean_o = sum_e / x_energy, sum_o / x_energy
   energy = jnp.sum(even * mean_e + odd * mean_o
                    - jnp.abs(even * mean_o - odd * mean_e), axis=-3)
@@ -219,7 +226,7 @@ def _scharr_magnitude(lum: jax.Array) -> jax.Array:
          + 3 * (at(1, 1) - at(1, -1))) / 16
   g_h = (3 * (at(1, -1) - at(-1, -1)) + 10 * (at(1, 0) - at(-1, 0))
          + 3 * (at(1, 1) - at(-1, 1))) / 16
-  return jnp.sqrt(g_w * g_w + g_h * g_h)
+  return _sqrt(g_w * g_w + g_h * g_h)
 
 
 def _similarity(x: jax.Array, y: jax.Array, constant: float) -> jax.Array:

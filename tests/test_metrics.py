@@ -238,6 +238,19 @@ def test_fsim_batched_equals_per_image(fsim_cases):
   np.testing.assert_allclose(batched[:, 0], single, atol=1e-6, rtol=0)
 
 
+def test_fsim_gradient_is_finite_and_ascends(fsim_cases):
+  # A loss needs finite gradients where flat regions make the amplitudes and
+  # gradient magnitudes exactly 0 (a sqrt there has an infinite slope).
+  a, b, _ = fsim_cases['random_2x64x48x3']
+  a = a.copy()
+  a[:, :20] = 1.0  # a flat white band, as a sketch's background
+  score = jax.jit(lambda x: metrics.fsim(x, b, data_range=1.0).sum())
+  grad = np.asarray(jax.grad(score)(a))
+  assert np.isfinite(grad).all() and np.abs(grad).max() > 0
+  step = 0.5 * grad / np.abs(grad).max()
+  assert float(score(a + step)) > float(score(a))
+
+
 def test_lower_median_is_torch_median():
   # torch.median takes the lower middle value of an even count; piq's noise
   # estimate depends on that (the mean of the two moves 5x4 FSIMs by 1e-2).

@@ -32,6 +32,14 @@ def ssim_loss(logits: jax.Array, target01: jax.Array) -> jax.Array:
   return 1.0 - ssim.mean()
 
 
+def fsim_loss(logits: jax.Array, target01: jax.Array) -> jax.Array:
+  """1 - mean per-image FSIM (the face-sketch field's metric, as piq's
+  FSIMLoss): it scores phase congruency and gradient magnitude, so it asks
+  for the target's edges and lines where BCE settles for their mean."""
+  fsim = f2s_metrics.fsim(jax.nn.sigmoid(logits), target01, data_range=1.0)
+  return 1.0 - fsim.mean()
+
+
 def gradient_loss(logits: jax.Array, target01: jax.Array) -> jax.Array:
   """Mean absolute difference of the vertical and horizontal pixel
   differences (Mathieu et al. 2016's gradient difference loss, alpha 1).
@@ -52,6 +60,7 @@ RECONSTRUCTION_LOSSES: Mapping[str, Callable[[jax.Array, jax.Array],
     'l2': l2,
     'ssim': ssim_loss,
     'gradient': gradient_loss,
+    'fsim': fsim_loss,
 }
 
 

@@ -5,6 +5,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from f2s import metrics
 from f2s.training import losses
 
 
@@ -32,6 +33,17 @@ def test_ssim_loss_zero_for_exact_prediction():
   exact = np.log(t / (1 - t))
   assert float(losses.ssim_loss(exact, t)) == pytest.approx(0.0, abs=1e-4)
   assert float(losses.ssim_loss(-exact, t)) > 0.5
+
+
+def test_fsim_loss_is_one_minus_fsim():
+  logits, t = _logits_targets()
+  p = jax.nn.sigmoid(logits)
+  np.testing.assert_allclose(
+      losses.fsim_loss(logits, t),
+      1 - float(jnp.mean(metrics.fsim(p, t, data_range=1.0))), rtol=1e-5)
+  t = np.clip(t, 0.05, 0.95)
+  exact = np.log(t / (1 - t))
+  assert float(losses.fsim_loss(exact, t)) == pytest.approx(0.0, abs=1e-4)
 
 
 def test_gradient_loss_matches_numpy_and_ignores_offsets():
