@@ -55,7 +55,8 @@ def load_config(name: str, preset: str):
   return config_lib.load(os.path.join(ROOT, 'configs', f'{name}.py:{preset}'))
 
 
-def _flops(compiled) -> float | None:
+def flops(compiled) -> float | None:
+  """XLA's FLOP count of a compiled computation (None where it has none)."""
   cost = compiled.cost_analysis()
   if isinstance(cost, (list, tuple)):  # older JAX: one dict per computation
     cost = cost[0] if cost else None
@@ -147,8 +148,8 @@ def bench_jax(name: str, preset: str, batch_size: int | None, warmup: int,
       'train_compile_s': train_compile_s, 'eval_compile_s': eval_compile_s,
       'train_step_s': train_s, 'train_images_per_s': batch_size / train_s,
       'eval_step_s': eval_s, 'eval_images_per_s': batch_size / eval_s,
-      'train_flops_per_step': _flops(train_compiled),
-      'eval_flops_per_step': _flops(eval_compiled),
+      'train_flops_per_step': flops(train_compiled),
+      'eval_flops_per_step': flops(eval_compiled),
       **_peak_memory(),
   }
 

@@ -35,6 +35,7 @@ from PIL import Image
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
+from benchmark import flops  # noqa: E402  (this script's folder)
 from f2s import align, sketch  # noqa: E402  (after the path set-up)
 
 CUHK_DIR = os.environ.get('F2S_CUHK_DIR', os.path.join(
@@ -108,9 +109,8 @@ def gflop_per_face(sketcher: sketch.Sketcher, crop: np.ndarray) -> float:
   import jax
   model = sketcher.trained.build()
   forward = jax.jit(lambda v, p: model.apply(v, p, train=False)[0])
-  cost = forward.lower(sketcher.trained.variables,
-                       sketcher.model_input(crop[None])).compile().cost_analysis()
-  return float(cost['flops']) / 1e9
+  return flops(forward.lower(sketcher.trained.variables,
+                             sketcher.model_input(crop[None])).compile()) / 1e9
 
 
 def main(argv: list[str] | None = None) -> None:
