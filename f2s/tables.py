@@ -107,6 +107,13 @@ def _casq_gan_plain_ssim(preset: str) -> Row:
              (('block', 'plain'),), settings=(('loss.terms.ssim', 1.0),))
 
 
+def _casq_gan_plain_fsim(preset: str) -> Row:
+  """casq_gan_plain_ssim with an FSIM loss term too: the sharp-sketch recipe."""
+  return Row('casq_gan_plain_fsim', 'casq', 'gan', preset, 'f2s',
+             (('block', 'plain'),),
+             settings=(('loss.terms.ssim', 1.0), ('loss.terms.fsim', 1.0)))
+
+
 def _study_rows() -> tuple[Row, ...]:
   rows = []
   for model in ('dae', 'vae', 'casq'):
@@ -133,7 +140,8 @@ TABLES: Mapping[str, tuple[Row, ...]] = {
         Row('casq_gan_no_adversarial', 'casq', 'gan', 'cuhk_standard', 'f2s',
             settings=(('gan.weight', 0.0),)),
         # The shipped model's recipe (f2s.pretrained).
-        _casq_gan_plain_ssim('cuhk_standard'),),
+        _casq_gan_plain_ssim('cuhk_standard'),
+        _casq_gan_plain_fsim('cuhk_standard'),),
     'ablation': (
         Row('casq_paper', 'casq', 'paper', 'cuhk_casq', 'f2s'),
         Row('casq_paper_no_attention', 'casq', 'paper', 'cuhk_casq', 'f2s',
@@ -157,7 +165,9 @@ TABLE_DESCRIPTIONS = {
                  'against a PatchGAN discriminator from step 100; '
                  'casq_gan_no_adversarial: the same network without it; '
                  'casq_gan_plain_ssim: casq_gan with plain blocks (one conv '
-                 'per stage) and an SSIM loss term (weight 1) beside BCE.'),
+                 'per stage) and an SSIM loss term (weight 1) beside BCE; '
+                 'casq_gan_plain_fsim: the same with an FSIM loss term '
+                 '(1 - FSIM, weight 1) too.'),
     'ablation': ('CASQ\'s parts on the study protocol at one recipe: '
                  'attention, the quantizer (none = a plain 1x1 bottleneck), '
                  'EMA vs plain VQ, and the conv DAE.'),
