@@ -109,9 +109,9 @@ def _casq_gan_plain_ssim(preset: str) -> Row:
 
 def _casq_gan_plain_fsim(preset: str) -> Row:
   """casq_gan_plain_ssim with an FSIM loss term too: the sharp-sketch recipe."""
-  return Row('casq_gan_plain_fsim', 'casq', 'gan', preset, 'f2s',
-             (('block', 'plain'),),
-             settings=(('loss.terms.ssim', 1.0), ('loss.terms.fsim', 1.0)))
+  row = _casq_gan_plain_ssim(preset)
+  return dataclasses.replace(row, name='casq_gan_plain_fsim',
+                             settings=row.settings + (('loss.terms.fsim', 1.0),))
 
 
 def _study_rows() -> tuple[Row, ...]:
