@@ -17,7 +17,8 @@ from f2s import tables
 
 RUN_FILE = 'reproduce_run.json'
 METRICS = ('ssim', 'fsim', 'mse', 'psnr')
-NOT_RUN = 'not run: the study recipe takes ~14 h a run on a 2-core CPU'
+NOT_RUN = ('not run: the study recipe (256,000 images) takes hours a run on a '
+           '2-core CPU (casq_paper ~14 h)')
 
 
 def run_dir(workdir: str, row: tables.Row, seed: int,

@@ -8,7 +8,8 @@ writes `experiments/results/<table>.{json,md}`.
 Two recipes:
 - `study`: the CASQ study's recipe as far as it states it (Adam 1e-3, batch
   128, 1000 epochs of 150 images ~ 2000 steps, BCE, no augmentation); it takes
-  ~14 h a run on a 2-core CPU, so it runs only on an accelerator.
+  hours a run on a 2-core CPU (casq_paper at 5-16 images/s: 4-14 h), so it
+  runs only on an accelerator.
 - `f2s`: f2s's own (Adam 1e-3 with 100 warm-up steps and cosine decay,
   gradient clipping at norm 1, batch 8, BCE, flip/shift/scale augmentation),
   300 steps (2400 images, 16 epochs of 150), so that a table with 3 seeds

@@ -15,12 +15,13 @@ import ml_collections
 from f2s.models.attention import SelfAttention
 from f2s.models.casq import CASQ
 from f2s.models.dae import ConvDAE, DenseDAE
+from f2s.models.grey import GreyOutput
 from f2s.models.quantizers import (CODEBOOK_RNG, VQ_COLLECTION, VectorQuantizer,
                                    VectorQuantizerEMA, VQOutput)
 from f2s.models.vae import SAMPLE_RNG, ConvVAE, DenseVAE
 
 __all__ = ['build_model', 'check_config', 'default_config', 'VARIANTS', 'CASQ', 'ConvDAE', 'DenseDAE',
-           'ConvVAE', 'DenseVAE', 'SelfAttention', 'VectorQuantizer',
+           'GreyOutput', 'ConvVAE', 'DenseVAE', 'SelfAttention', 'VectorQuantizer',
            'VectorQuantizerEMA', 'VQOutput', 'VQ_COLLECTION', 'SAMPLE_RNG', 'CODEBOOK_RNG']
 
 _CASQ_QUANTIZER = dict(quantizer='ema', commitment_cost=0.25, decay=0.99, epsilon=1e-5)
@@ -53,6 +54,10 @@ _DEFAULTS: dict[tuple[str, str], tuple[type[nn.Module], dict[str, Any]]] = {
         skip_connections=True, **_CASQ_QUANTIZER)),
 }
 
+# Knobs of every model, applied by build_model around the module.
+# grey_output: draw one channel and repeat it to the sketch's (GreyOutput).
+_COMMON_KNOBS: dict[str, Any] = dict(grey_output=False)
+
 VARIANTS: dict[str, tuple[str, ...]] = {}
 for _name, _variant in _DEFAULTS:
   VARIANTS.setdefault(_name, ())
@@ -72,7 +77,8 @@ def default_config(name: str, variant: str) -> ml_collections.ConfigDict:
   """The `config.model` ConfigDict of model `name`, variant `variant`: name, variant
   and every size knob at its default."""
   _, knobs = _lookup(name, variant)
-  return ml_collections.ConfigDict(dict(name=name, variant=variant, **knobs))
+  return ml_collections.ConfigDict(
+      dict(name=name, variant=variant, **knobs, **_COMMON_KNOBS))
 
 
 def check_config(config: ml_collections.ConfigDict
@@ -80,16 +86,19 @@ def check_config(config: ml_collections.ConfigDict
   """(module class, its keyword arguments) of `config` (= `config.model`).
 
   Knobs missing from `config` take the variant's defaults; an unknown model,
-  variant or knob raises ValueError naming it.
+  variant or knob raises ValueError naming it. The common knobs
+  (`grey_output`) are not among the keyword arguments.
   """
   if 'name' not in config or 'variant' not in config:
     raise ValueError(f'config.model needs keys "name" and "variant", got {sorted(config)}.')
   cls, knobs = _lookup(config.name, config.variant)
-  given = {k: v for k, v in config.items() if k not in ('name', 'variant')}
+  given = {k: v for k, v in config.items()
+           if k not in ('name', 'variant', *_COMMON_KNOBS)}
   unexpected = sorted(set(given) - set(knobs))
   if unexpected:
     raise ValueError(f'Unexpected knob(s) {unexpected} in config.model for '
-                     f'{config.name}/{config.variant}; allowed: {sorted(knobs)}.')
+                     f'{config.name}/{config.variant}; allowed: '
+                     f'{sorted({*knobs, *_COMMON_KNOBS})}.')
   return cls, {**knobs, **given}
 
 
@@ -98,7 +107,8 @@ def build_model(config: ml_collections.ConfigDict, out_shape: tuple[int, int, in
   """The Flax module described by `config` (= `config.model`), see `check_config`.
 
   `axis_name` is used by the EMA quantizer (psum over data-parallel replicas)
-  and ignored by models without state.
+  and ignored by models without state. With `grey_output`, the module draws
+  one channel and GreyOutput repeats it to `out_shape`'s.
   """
   cls, kwargs = check_config(config)
   if len(out_shape) != 3:
@@ -107,4 +117,8 @@ def build_model(config: ml_collections.ConfigDict, out_shape: tuple[int, int, in
   kwargs = {k: tuple(v) if isinstance(v, list) else v for k, v in kwargs.items()}
   if cls is CASQ:
     kwargs['axis_name'] = axis_name
-  return cls(out_shape=tuple(int(d) for d in out_shape), **kwargs)
+  out_shape = tuple(int(d) for d in out_shape)
+  if not config.get('grey_output', False):
+    return cls(out_shape=out_shape, **kwargs)
+  return GreyOutput(cls(out_shape=(*out_shape[:2], 1), **kwargs),
+                    channels=out_shape[2])

@@ -1,0 +1,70 @@
+"""GreyOutput: one drawn channel repeated to the sketch's channels, for every
+model through `config.model.grey_output`."""
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import pytest
+
+from f2s.models import GreyOutput, build_model, default_config
+
+
+@pytest.mark.parametrize('name,variant', [('dae', 'paper'),
+                                          ('casq', 'gan')])
+def test_grey_output_repeats_one_channel(name, variant, make_rngs):
+  config = default_config(name, variant)
+  config.grey_output = True
+  model = build_model(config, (32, 32, 3))
+  assert isinstance(model, GreyOutput) and model.model.out_shape == (32, 32, 1)
+  photo = jax.random.uniform(jax.random.key(3), (2, 32, 32, 3))
+  variables = jax.jit(model.init)(make_rngs(), photo)
+  logits, _ = jax.jit(model.apply)(variables, photo, rngs=make_rngs(1))
+  assert logits.shape == (2, 32, 32, 3)
+  assert jnp.array_equal(logits[..., :1], logits[..., 1:2])
+  assert jnp.array_equal(logits[..., :1], logits[..., 2:])
+  # One head channel: the wrapped model's last conv has one output.
+  heads = [x for path, x in jax.tree_util.tree_leaves_with_path(variables['params'])
+           if 'head' in jax.tree_util.keystr(path) and x.ndim == 4]
+  assert all(h.shape[-1] == 1 for h in heads)
+
+
+def test_grey_output_gradient_sums_the_channels(make_rngs):
+  """The loss of the three repeated channels reaches the one drawn channel:
+  the gradient equals three times a one-channel target's."""
+  config = default_config('dae', 'paper')
+  grey, single = dict(config), dict(config)
+  grey['grey_output'] = True
+  model3 = build_model(type(config)(grey), (16, 16, 3))
+  model1 = build_model(type(config)(single), (16, 16, 1))
+  photo = jax.random.uniform(jax.random.key(0), (2, 16, 16, 3))
+  target = jax.random.uniform(jax.random.key(1), (2, 16, 16, 1))
+  params1 = model1.init(make_rngs(), photo)['params']
+  params3 = {'model': params1}
+
+  def loss(model, params, t):
+    return jnp.sum((model.apply({'params': params}, photo)[0] - t) ** 2)
+
+  g1 = jax.grad(lambda p: loss(model1, p, target))(params1)
+  g3 = jax.grad(lambda p: loss(model3, p, jnp.repeat(target, 3, -1)))(params3)
+  jax.tree.map(lambda a, b: assert_close(3 * a, b), g1, g3['model'])
+
+
+def assert_close(a, b):
+  assert jnp.allclose(a, b, rtol=1e-5, atol=1e-6)
+
+
+def test_grey_output_rejects_a_multichannel_model(make_rngs):
+  class Colour(nn.Module):
+    @nn.compact
+    def __call__(self, photo):
+      return nn.Conv(3, (1, 1))(photo), {}
+
+  with pytest.raises(ValueError, match='draws 3 channels, expected 1'):
+    GreyOutput(Colour(), channels=3).init(make_rngs(), jnp.zeros((1, 4, 4, 3)))
+
+
+def test_grey_output_is_listed_among_allowed_knobs():
+  config = default_config('casq', 'paper')
+  config.colour = 1
+  with pytest.raises(ValueError, match="allowed: .*'grey_output'"):
+    build_model(config, (200, 200, 3))
