@@ -19,6 +19,7 @@ import ml_collections
 import orbax.checkpoint as ocp
 from orbax.checkpoint import checkpoint_managers as ocm
 
+from f2s import models
 from f2s.training.state import TrainState
 
 CONFIG_FILE = 'config.json'
@@ -60,10 +61,23 @@ def _without_compatible(value: Any) -> Any:
   return value
 
 
+def _with_model_defaults(model: Any) -> Any:
+  """A saved `model` section with the knobs added since it was written at
+  their defaults, which keep the old behaviour (e.g. grey_output=False)."""
+  if not isinstance(model, Mapping):
+    return model
+  try:
+    defaults = models.default_config(model.get('name'), model.get('variant'))
+  except ValueError:  # an unknown model: compared as saved, and refused
+    return model
+  return {**config_to_dict(defaults), **model}
+
+
 def incompatibilities(saved: Mapping[str, Any],
                       config: ml_collections.ConfigDict) -> list[str]:
   """Human-readable differences in COMPATIBILITY_KEYS (empty if none)."""
   current = config_to_dict(config)
+  saved = {**saved, 'model': _with_model_defaults(saved.get('model'))}
   problems = []
   for key in COMPATIBILITY_KEYS:
     old = _without_compatible(_lookup(saved, key))

@@ -2,6 +2,7 @@
 config.json, and the workdir checks that refuse incompatible runs."""
 import json
 import os
+import re
 
 import jax
 import jax.numpy as jnp
@@ -187,6 +188,18 @@ def test_configs_saved_before_the_gan_section_stay_compatible(run_dir):
   saved = checkpoints.config_to_dict(config)
   del saved['gan']
   assert checkpoints.incompatibilities(saved, config) == []
+
+
+def test_configs_saved_before_a_model_knob_existed_stay_compatible(run_dir):
+  """A knob missing from a saved config had its default: grey_output=False."""
+  workdir, config = run_dir
+  saved = checkpoints.config_to_dict(config)
+  del saved['model']['grey_output']
+  assert checkpoints.incompatibilities(saved, config) == []
+  config.model.grey_output = True
+  [problem] = checkpoints.incompatibilities(saved, config)
+  assert re.fullmatch(r"model: saved \{.*'grey_output': False.*\}, "
+                      r"now \{.*'grey_output': True.*\}", problem)
 
 
 def test_checkpoints_without_config_json_are_refused(run_dir):
