@@ -112,8 +112,9 @@ def bench_jax(name: str, preset: str, batch_size: int | None, warmup: int,
   out_shape = spec.sketch_shape
   mesh = parallel.make_mesh()
   model = models.build_model(config.model, out_shape, axis_name=parallel.AXIS)
+  parts = state_lib.make_train_parts(config)
   state = parallel.replicate(state_lib.initial_state(
-      config, model, (1, *out_shape[:2], 3), out_shape[-1]), mesh)
+      parts, model, (1, *out_shape[:2], 3), out_shape[-1], config.seed), mesh)
   n_params = sum(int(np.prod(p.shape)) for p in jax.tree.leaves(state.params))
   rng = np.random.default_rng(0)
   local = {
@@ -125,7 +126,8 @@ def bench_jax(name: str, preset: str, batch_size: int | None, warmup: int,
   train_batch = parallel.global_batch(local, mesh, ('photo', 'sketch'))
   eval_batch = parallel.global_batch(local, mesh, ('photo', 'sketch', 'mask'))
 
-  train_step = parallel.data_parallel(loop.make_step(config, model), mesh)
+  train_step = parallel.data_parallel(loop.make_step(config, model, parts),
+                                      mesh)
   start = time.perf_counter()
   train_compiled = train_step.lower(state, train_batch).compile()
   train_compile_s = time.perf_counter() - start

@@ -19,12 +19,10 @@ Pairs each `<name>.png` with its CUHK sketch as `rescore_predictions.py` does
 import argparse
 import os
 import pathlib
-import sys
 
 import numpy as np
-from PIL import Image
 
-from rescore_predictions import ROOT, sketch_paths, target_for
+from rescore_predictions import ROOT, pairs
 
 
 def frame_mask(shape: tuple[int, int], width: int) -> np.ndarray:
@@ -39,17 +37,8 @@ def load(folder: pathlib.Path, cuhk_dir: pathlib.Path
          ) -> tuple[np.ndarray, np.ndarray]:
   """(predictions, targets) in [0, 1], (N, H, W, C): C is 1 for the standard
   protocol's greyscale, 3 for the CASQ protocol's RGB."""
-  files = sorted(folder.glob('*.png'))
-  if not files:
-    sys.exit(f'error: no .png predictions in {folder}')
-  sketches = sketch_paths(cuhk_dir)
   preds, targets = [], []
-  for path in files:
-    if path.stem.lower() not in sketches:
-      sys.exit(f'error: {path.name}: no CUHK sketch for {path.stem!r} in '
-               f'{cuhk_dir}')
-    pred = np.asarray(Image.open(path))
-    target = target_for(pred, sketches[path.stem.lower()])
+  for pred, target in pairs(folder, cuhk_dir):
     preds.append(np.atleast_3d(pred) / 255)
     targets.append(np.atleast_3d(target) / 255)
   return np.stack(preds), np.stack(targets)

@@ -26,6 +26,7 @@ import os
 import pathlib
 import sys
 import types
+from collections.abc import Iterator
 
 import numpy as np
 from PIL import Image
@@ -79,6 +80,21 @@ def target_for(prediction: np.ndarray, sketch_file: pathlib.Path) -> np.ndarray:
            '(250, 200) (standard) or (200, 200, 3) (CASQ)')
 
 
+def pairs(folder: pathlib.Path, cuhk_dir: pathlib.Path
+          ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+  """(prediction, sketch) uint8 arrays for each `<name>.png` of `folder`."""
+  files = sorted(folder.glob('*.png'))
+  if not files:
+    sys.exit(f'error: no .png predictions in {folder}')
+  sketches = sketch_paths(cuhk_dir)
+  for path in files:
+    if path.stem.lower() not in sketches:
+      sys.exit(f'error: {path.name}: no CUHK sketch for {path.stem!r} in '
+               f'{cuhk_dir}')
+    pred = np.asarray(Image.open(path))
+    yield pred, target_for(pred, sketches[path.stem.lower()])
+
+
 def main() -> None:
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   parser.add_argument('predictions', type=pathlib.Path,
@@ -90,17 +106,8 @@ def main() -> None:
   from skimage.metrics import structural_similarity
   fsim = _import_piq_fsim()
 
-  files = sorted(args.predictions.glob('*.png'))
-  if not files:
-    sys.exit(f'error: no .png predictions in {args.predictions}')
-  sketches = sketch_paths(args.cuhk_dir)
   ssims, fsims = [], []
-  for path in files:
-    if path.stem.lower() not in sketches:
-      sys.exit(f'error: {path.name}: no CUHK sketch for {path.stem!r} in '
-               f'{args.cuhk_dir}')
-    pred = np.asarray(Image.open(path))
-    target = target_for(pred, sketches[path.stem.lower()])
+  for pred, target in pairs(args.predictions, args.cuhk_dir):
     a, b = pred.astype(np.float64) / 255, target.astype(np.float64) / 255
     channel_axis = -1 if a.ndim == 3 else None
     ssims.append(structural_similarity(
@@ -113,7 +120,7 @@ def main() -> None:
 
     fsims.append(float(fsim(tensor(a), tensor(b), data_range=1.0,
                             chromatic=False)))
-  print(f'{len(files)} predictions in {args.predictions}')
+  print(f'{len(ssims)} predictions in {args.predictions}')
   print(f'independent: ssim={np.mean(ssims):.5f} (skimage) '
         f'fsim={np.mean(fsims):.5f} (piq)')
   reported = args.predictions / 'metrics.json'

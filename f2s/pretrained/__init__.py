@@ -175,7 +175,8 @@ def load_run(workdir: str, step: int | None = None) -> tuple[TrainedModel, int]:
   shape = preprocess.spec_from_config(config.data).sketch_shape
   model = models.build_model(config.model, shape)
   abstract = jax.eval_shape(lambda: state_lib.initial_state(
-      config, model, (1, *shape[:2], 3), shape[-1]))
+      state_lib.make_train_parts(config), model, (1, *shape[:2], 3), shape[-1],
+      config.seed))
   manager = checkpoints.make_manager(
       workdir, max_to_keep=config.checkpoint.max_to_keep,
       best_metric=config.checkpoint.best_metric,

@@ -87,9 +87,10 @@ def build_experiment(config: ml_collections.ConfigDict,
   model = models.build_model(config.model, out_shape, axis_name=parallel.AXIS)
   # Jitted: the same values as eager initialisation, in about half the time
   # on CPU (eager init runs the whole forward pass op by op).
+  parts = state_lib.make_train_parts(config)
   state = jax.jit(lambda: state_lib.initial_state(
-      config, model, (1, *out_shape[:2], 3), out_shape[-1]))()
-  per_device_step = make_step(config, model)
+      parts, model, (1, *out_shape[:2], 3), out_shape[-1], config.seed))()
+  per_device_step = make_step(config, model, parts)
   manager = checkpoints.make_manager(
       workdir, max_to_keep=config.checkpoint.max_to_keep,
       best_metric=config.checkpoint.best_metric,
@@ -101,22 +102,21 @@ def build_experiment(config: ml_collections.ConfigDict,
       manager=manager)
 
 
-def make_step(config: ml_collections.ConfigDict,
-              model: nn.Module) -> Callable:
-  """The per-device train step of `config` (adversarial or not)."""
-  tx = state_lib.make_optimizer(config.train)
+def make_step(config: ml_collections.ConfigDict, model: nn.Module,
+              parts: state_lib.TrainParts) -> Callable:
+  """The per-device train step of `config` (adversarial when `parts` has a
+  discriminator)."""
   losses = dict(terms=dict(config.loss.terms),
                 kl_weight=float(config.loss.kl_weight),
                 value_range=config.data.value_range,
                 compute_dtype=config.train.compute_dtype)
-  if state_lib.adversarial(config):
+  if parts.disc is not None:
     return step_lib.make_gan_train_step(
-        model, tx, state_lib.make_discriminator(config.gan),
-        state_lib.make_disc_optimizer(config.gan), **losses,
+        model, parts.tx, parts.disc, parts.disc_tx, **losses,
         adversarial_weight=float(config.gan.weight),
         start_step=int(config.gan.start_step),
         feature_matching_weight=float(config.gan.feature_matching))
-  return step_lib.make_train_step(model, tx, **losses)
+  return step_lib.make_train_step(model, parts.tx, **losses)
 
 
 def make_feed(exp: Experiment, source: Any) -> TrainFeed:

@@ -130,14 +130,29 @@ def create_gan_train_state(model: nn.Module, tx: optax.GradientTransformation,
       disc_state={k: v for k, v in disc_vars.items() if k != 'params'})
 
 
-def initial_state(config: ml_collections.ConfigDict, model: nn.Module,
-                  photo_shape: tuple[int, ...],
-                  sketch_channels: int) -> TrainState:
-  """The fresh train state of `config`: a GANTrainState when adversarial."""
-  tx = make_optimizer(config.train)
-  if adversarial(config):
-    return create_gan_train_state(
-        model, tx, make_discriminator(config.gan),
-        make_disc_optimizer(config.gan), photo_shape, sketch_channels,
-        config.seed)
-  return create_train_state(model, tx, photo_shape, config.seed)
+@dataclasses.dataclass(frozen=True)
+class TrainParts:
+  """What a config trains with, built once and shared by the initial state
+  and the train step: the model's optimizer and, when adversarial, the
+  discriminator and its optimizer."""
+  tx: optax.GradientTransformation
+  disc: PatchDiscriminator | None = None
+  disc_tx: optax.GradientTransformation | None = None
+
+
+def make_train_parts(config: ml_collections.ConfigDict) -> TrainParts:
+  if not adversarial(config):
+    return TrainParts(make_optimizer(config.train))
+  return TrainParts(make_optimizer(config.train), make_discriminator(config.gan),
+                    make_disc_optimizer(config.gan))
+
+
+def initial_state(parts: TrainParts, model: nn.Module,
+                  photo_shape: tuple[int, ...], sketch_channels: int,
+                  seed: int) -> TrainState:
+  """The fresh train state: a GANTrainState when `parts` has a
+  discriminator."""
+  if parts.disc is None:
+    return create_train_state(model, parts.tx, photo_shape, seed)
+  return create_gan_train_state(model, parts.tx, parts.disc, parts.disc_tx,
+                                photo_shape, sketch_channels, seed)

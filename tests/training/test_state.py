@@ -88,3 +88,24 @@ def test_create_train_state(stand_in, train_config):
   assert not np.array_equal(state.params['conv']['kernel'],
                             other.params['conv']['kernel'])
   assert not np.array_equal(state.rng, other.rng)
+
+
+def test_train_parts_and_initial_state_follow_gan_weight(stand_in, load_config):
+  """A discriminator (and a GANTrainState) exactly when gan.weight > 0."""
+  config = load_config('casq')
+  config.gan.weight = 0.0
+  parts = state_lib.make_train_parts(config)
+  assert parts.disc is None and parts.disc_tx is None
+  state = state_lib.initial_state(parts, stand_in, (1, 16, 16, 3), 3, seed=0)
+  assert type(state) is state_lib.TrainState
+  config.gan.weight = 0.1
+  parts = state_lib.make_train_parts(config)
+  assert parts.disc.features == tuple(config.gan.features)
+  gan_state = state_lib.initial_state(parts, stand_in, (1, 16, 16, 3), 3,
+                                      seed=0)
+  assert isinstance(gan_state, state_lib.GANTrainState)
+  assert jax.tree.leaves(gan_state.disc_params)
+  # The model's part is the same with or without a discriminator.
+  for a, b in zip(jax.tree.leaves(state.params),
+                  jax.tree.leaves(gan_state.params)):
+    np.testing.assert_array_equal(a, b)
