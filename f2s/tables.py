@@ -5,7 +5,7 @@ is reproduced by hand with the command its results carry;
 `experiments/reproduce.py` trains every row of a table for several seeds and
 writes `experiments/results/<table>.{json,md}`.
 
-Two recipes:
+Three recipes:
 - `study`: the CASQ study's recipe as far as it states it (Adam 1e-3, batch
   128, 1000 epochs of 150 images ~ 2000 steps, BCE, no augmentation); it takes
   hours a run on a 2-core CPU (casq_paper at 5-16 images/s: 4-14 h), so it
@@ -14,6 +14,8 @@ Two recipes:
   gradient clipping at norm 1, batch 8, BCE, flip/shift/scale augmentation),
   300 steps (2400 images, 16 epochs of 150), so that a table with 3 seeds
   finishes on a 2-core CPU in the background.
+- `f2s_long`: the same for 3000 steps, for the dense paper models, which
+  train faster and are still learning at 300 steps.
 """
 import dataclasses
 from collections.abc import Mapping
@@ -26,8 +28,6 @@ STUDY_REFERENCE = {  # the CASQ study's table (150/38 split, RGB 200x200)
 }
 
 F2S_STEPS = 300
-# The dense paper models train ~3x faster per image than CASQ on a CPU, and
-# are still learning at 300 steps: their rows also run 10x longer.
 F2S_LONG_STEPS = 3000
 RECIPES: Mapping[str, dict[str, Any]] = {
     'f2s': {
