@@ -3,10 +3,9 @@
   python experiments/mse_breakdown.py \\
       runs/reproduce/cuhk_casq/dae_conv/seed0/predictions/300 [more folders]
 
-About half of the CUHK sketches were scanned slightly rotated: after the
-alignment to the photo, a black wedge of the scanner's lid fills a strip of
-the frame, mostly along the right edge (up to ~16 px). Nothing in the photo
-says which sketches have one, so the best a photo -> sketch model can do there
+Many CUHK sketch scans do not cover the whole frame once aligned to their
+photo, and the uncovered strip is black, mostly along the right edge; the
+photos show no such wedge, so the best a photo -> sketch model can do there
 is to paint each frame pixel with its mean over sketches. This script splits
 each run's MSE into the frame (pixels within `--frame` px of an edge) and the
 interior, and prints beside each part the MSE of the test set's own mean

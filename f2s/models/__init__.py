@@ -118,7 +118,7 @@ def build_model(config: ml_collections.ConfigDict, out_shape: tuple[int, int, in
   if cls is CASQ:
     kwargs['axis_name'] = axis_name
   out_shape = tuple(int(d) for d in out_shape)
-  if not config.get('grey_output', False):
+  if not config.get('grey_output', _COMMON_KNOBS['grey_output']):
     return cls(out_shape=out_shape, **kwargs)
   return GreyOutput(cls(out_shape=(*out_shape[:2], 1), **kwargs),
                     channels=out_shape[2])
