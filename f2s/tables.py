@@ -8,9 +8,9 @@ writes `experiments/results/<table>.{json,md}`.
 Three recipes:
 - `study`: the CASQ study's recipe as far as it states it (Adam 1e-3, batch
   128, 1000 epochs of 150 images ~ 2000 steps, BCE, no augmentation). The
-  dense dae/vae paper models train at ~300 images/s at batch 128 on a 2-core
-  CPU (~15 min a run); casq_paper at ~7 (~10 h a run), so its row runs only
-  on an accelerator.
+  dense dae/vae paper models train at ~250 images/s at batch 128 in the
+  training loop on a 2-core CPU (16-18 min a run); casq_paper's bare step at 7
+  (~10 h a run), so its row runs only on an accelerator.
 - `f2s`: f2s's own (Adam 1e-3 with 100 warm-up steps and cosine decay,
   gradient clipping at norm 1, batch 8, BCE, flip/shift/scale augmentation),
   300 steps (2400 images, 16 epochs of 150), so that a table with 3 seeds
