@@ -12,6 +12,9 @@ interior, and prints beside each part the MSE of the test set's own mean
 image ("mean image"): the error left by a predictor that knows each pixel's
 average over the test sketches but nothing about the photo.
 
+`--ensemble` scores the pixel-wise mean of the folders' predictions instead
+(e.g. one row's seeds): what averaging away the seeds' variance leaves.
+
 Pairs each `<name>.png` with its CUHK sketch as `rescore_predictions.py` does
 (same folder; numpy and pillow only).
 """
@@ -68,19 +71,30 @@ def main() -> None:
                       help='width in px of the frame strip')
   parser.add_argument('--cuhk_dir', type=pathlib.Path, default=pathlib.Path(
       os.environ.get('F2S_CUHK_DIR', ROOT.parent / 'shared' / 'data' / 'cuhk')))
+  parser.add_argument('--ensemble', action='store_true',
+                      help='score the mean of all folders\' predictions')
   args = parser.parse_args()
-  for folder in args.predictions:
-    preds, targets = load(folder, args.cuhk_dir)
-    b = breakdown(preds, targets, args.frame)
-    print(f'{folder}: {len(preds)} predictions, mse={b["mse"]:.5f} '
-          f'(mean image {b["mean_image_mse"]:.5f}); {b["wedges"]} targets '
-          f'have >2% of the frame black')
-    for name in ('frame', 'interior'):
-      part = b[name]
-      print(f'  {name:8s} {part["pixels"]:6.1%} of pixels: mse={part["mse"]:.5f}'
-            f' ({part["share"]:.1%} of the squared error), mean image '
-            f'{part["mean_image_mse"]:.5f}')
+  loaded = [(str(f), *load(f, args.cuhk_dir)) for f in args.predictions]
+  if args.ensemble:
+    shapes = {preds.shape for _, preds, _ in loaded}
+    if len(shapes) != 1:
+      parser.error(f'--ensemble needs predictions of one shape, got {shapes}')
+    loaded = [(f'mean of {len(loaded)} runs',
+               np.mean([preds for _, preds, _ in loaded], axis=0),
+               loaded[0][2])]
+  for label, preds, targets in loaded:
+    report(label, breakdown(preds, targets, args.frame), len(preds))
 
+
+def report(label: str, b: dict, count: int) -> None:
+  print(f'{label}: {count} predictions, mse={b["mse"]:.5f} '
+        f'(mean image {b["mean_image_mse"]:.5f}); {b["wedges"]} targets '
+        f'have >2% of the frame black')
+  for name in ('frame', 'interior'):
+    part = b[name]
+    print(f'  {name:8s} {part["pixels"]:6.1%} of pixels: mse={part["mse"]:.5f}'
+          f' ({part["share"]:.1%} of the squared error), mean image '
+          f'{part["mean_image_mse"]:.5f}')
 
 if __name__ == '__main__':
   main()
