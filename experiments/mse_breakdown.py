@@ -76,9 +76,12 @@ def main() -> None:
   args = parser.parse_args()
   loaded = [(str(f), *load(f, args.cuhk_dir)) for f in args.predictions]
   if args.ensemble:
-    shapes = {preds.shape for _, preds, _ in loaded}
-    if len(shapes) != 1:
-      parser.error(f'--ensemble needs predictions of one shape, got {shapes}')
+    # Each folder's PNGs pair in name order: equal targets mean one test set.
+    first = loaded[0]
+    for label, _, targets in loaded[1:]:
+      if not np.array_equal(targets, first[2]):
+        parser.error(f'--ensemble: {label} holds other test images than '
+                     f'{first[0]}')
     loaded = [(f'mean of {len(loaded)} runs',
                np.mean([preds for _, preds, _ in loaded], axis=0),
                loaded[0][2])]
