@@ -15,14 +15,24 @@ finished runs not yet scored and collects. `--steps` shortens every run (a
 quick check: such runs live in their own folders `seed<k>_steps<N>`, and
 their table goes to `<workdir>/<table>_steps<N>.{json,md}`, never to
 experiments/results or the README).
+
+The committed tables are never lowered by accident: a collection that would
+give a row fewer seeds than experiments/results/<table>.json, its .md or the
+README's table hold (a missing run folder, a smaller --seeds) stops before
+anything is written, naming what it would lose; `--replace` writes it anyway.
+A killed reproduce.py (SIGTERM, kill -9) takes its running `f2s.main` child
+with it (Linux: the child's parent-death signal).
 """
 import argparse
+import ctypes
 import os
 import platform
 import re
+import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 
 from f2s import results, tables
 
@@ -47,9 +57,29 @@ def device_description() -> str:
   return f'CPU: {model}, {os.cpu_count()} cores'
 
 
+PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
+
+
+def _dies_with_parent() -> Callable[[], None] | None:
+  """A preexec_fn that makes the child get SIGTERM when this process dies,
+  however it dies (kill -9 included); None where prctl is not available."""
+  libc = ctypes.CDLL(None, use_errno=True)  # loaded before the fork
+  if not hasattr(libc, 'prctl'):
+    return None
+  parent = os.getpid()
+
+  def preexec() -> None:
+    libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+    if os.getppid() != parent:  # the parent died before prctl took effect
+      os._exit(1)
+
+  return preexec
+
+
 def _run(argv: list[str]) -> None:
   print('$ ' + ' '.join(argv), flush=True)
-  result = subprocess.run([sys.executable, *argv[1:]], cwd=ROOT)
+  result = subprocess.run([sys.executable, *argv[1:]], cwd=ROOT,
+                          preexec_fn=_dies_with_parent())
   if result.returncode:
     sys.exit(f'error: the command above failed (exit {result.returncode})')
 
@@ -113,6 +143,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                       'scored and collect the table')
   parser.add_argument('--train_only', action='store_true',
                       help='train the runs, neither score nor collect them')
+  parser.add_argument('--replace', action='store_true',
+                      help='write the collected table even where it holds '
+                      'fewer seeds or rows than the committed one')
   args = parser.parse_args(argv)
   if args.table not in tables.TABLES:
     parser.error(f'unknown --table={args.table!r}: expected one of '
@@ -131,9 +164,49 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
   return args
 
 
+def _committed(table: str) -> tuple[dict[str, set[int]],
+                                     dict[str, dict[str, int]]]:
+  """(seeds per row of the committed JSON, seed counts per row of the
+  committed .md and README table, by file)."""
+  path = os.path.join(RESULTS_DIR, f'{table}.json')
+  held = {}
+  if os.path.exists(path):
+    try:
+      held = results.seeds_by_row(results.read_json(path))
+    except (ValueError, KeyError, TypeError) as e:
+      sys.exit(f'error: {os.path.relpath(path, ROOT)} is not a results table '
+               f'({type(e).__name__}: {e}), so what collecting would replace '
+               'cannot be checked; restore it (git checkout) or pass --replace')
+  counts = {}
+  md_path = os.path.join(RESULTS_DIR, f'{table}.md')
+  if os.path.exists(md_path):
+    with open(md_path) as f:
+      counts[os.path.relpath(md_path, ROOT)] = results.seed_counts(f.read())
+  section = results.readme_section(table, README)
+  if section is not None:
+    counts['README.md'] = results.seed_counts(section)
+  return held, counts
+
+
+def refuse_losses(table: str, new: dict[str, set[int]], why: str) -> None:
+  """Stops, in one line, if the committed tables hold seeds `new` lacks."""
+  held, counts = _committed(table)
+  lost = results.losses(new, held, counts)
+  if lost:
+    sys.exit(f'error: {why} would lose what experiments/results/{table}.json, '
+             f'.md and the README hold: {"; ".join(lost)}; nothing written '
+             '(train the missing runs, or pass --train_only to train without '
+             'collecting, or --replace to write it anyway)')
+
+
 def main(argv: list[str] | None = None) -> None:
   args = parse_args(argv)
   os.chdir(ROOT)  # run folders and commands are relative to the repository
+  checked = args.steps is None and not args.train_only and not args.replace
+  if checked:  # before training: a smaller --seeds can only lose seeds
+    refuse_losses(args.table, {r.name: set(range(args.seeds))
+                               for r in tables.TABLES[args.table]},
+                  f'collecting --seeds={args.seeds}')
   import jax
   cpu_only = jax.default_backend() == 'cpu'
   device = device_description()
@@ -152,14 +225,17 @@ def main(argv: list[str] | None = None) -> None:
     return
   result = results.collect_table(args.table, args.workdir, args.seeds,
                                  args.steps, cpu_only)
+  if checked:
+    refuse_losses(args.table, results.seeds_by_row(result),
+                  f'collecting the runs in {args.workdir}')
   text = results.markdown(result)
   # A shortened check (--steps) never replaces the committed tables.
   out_dir = RESULTS_DIR if args.steps is None else args.workdir
   stem = args.table if args.steps is None else f'{args.table}_steps{args.steps}'
   os.makedirs(out_dir, exist_ok=True)
   results.write_json(os.path.join(out_dir, f'{stem}.json'), result)
-  with open(os.path.join(out_dir, f'{stem}.md'), 'w') as f:
-    f.write(f'# {args.table}\n\n' + text)
+  results.write_text(os.path.join(out_dir, f'{stem}.md'),
+                     f'# {args.table}\n\n' + text)
   if args.steps is None and results.update_readme(args.table, text, README):
     print(f'README.md: {args.table} table updated')
   print(text)

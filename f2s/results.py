@@ -33,10 +33,14 @@ def read_json(path: str) -> Any:
 
 
 def write_json(path: str, value: Any) -> None:
+  write_text(path, json.dumps(value, indent=1) + '\n')
+
+
+def write_text(path: str, text: str) -> None:
+  """Writes `path` atomically: a kill mid-write leaves the old file whole."""
   tmp = path + '.tmp'
   with open(tmp, 'w') as f:
-    json.dump(value, f, indent=1)
-    f.write('\n')
+    f.write(text)
   os.replace(tmp, path)
 
 
@@ -190,16 +194,63 @@ def contributions_markdown(result: dict[str, Any]) -> str:
           'Δ MSE: the part helps).\n\n' + '\n'.join(lines) + '\n')
 
 
+def _readme_pattern(table: str) -> tuple[re.Pattern, str, str]:
+  begin, end = f'<!-- results:{table}:begin -->', f'<!-- results:{table}:end -->'
+  return re.compile(re.escape(begin) + '.*?' + re.escape(end), re.S), begin, end
+
+
+def readme_section(table: str, path: str) -> str | None:
+  """The README's text between the table's markers, None without them."""
+  with open(path) as f:
+    match = _readme_pattern(table)[0].search(f.read())
+  return match.group(0) if match else None
+
+
 def update_readme(table: str, text: str, path: str) -> bool:
   """Replaces the README section between the table's markers; False if the
   README has no such markers."""
   with open(path) as f:
     readme = f.read()
-  begin, end = f'<!-- results:{table}:begin -->', f'<!-- results:{table}:end -->'
-  pattern = re.compile(re.escape(begin) + '.*?' + re.escape(end), re.S)
+  pattern, begin, end = _readme_pattern(table)
   if not pattern.search(readme):
     return False
-  readme = pattern.sub(lambda _: f'{begin}\n{text}{end}', readme)
-  with open(path, 'w') as f:
-    f.write(readme)
+  write_text(path, pattern.sub(lambda _: f'{begin}\n{text}{end}', readme))
   return True
+
+
+def seeds_by_row(result: dict[str, Any]) -> dict[str, set[int]]:
+  """The seeds each row of a table's JSON holds."""
+  return {row['row']: {run['seed'] for run in row['runs']}
+          for row in result['rows']}
+
+
+def seed_counts(markdown_text: str) -> dict[str, int]:
+  """Each row's seed count in a Markdown results table (its third column;
+  other tables, such as the contributions, have no count there)."""
+  counts = {}
+  for line in markdown_text.splitlines():
+    cells = [c.strip() for c in line.strip().strip('|').split('|')]
+    if line.startswith('|') and len(cells) > 2 and cells[2].isdigit():
+      counts[cells[0]] = int(cells[2])
+  return counts
+
+
+def losses(new: dict[str, set[int]], held: dict[str, set[int]],
+           counts: dict[str, dict[str, int]]) -> list[str]:
+  """What replacing the committed tables by `new` (seeds per row) would lose.
+
+  `held`: the seeds per row of the committed JSON; `counts`: per other file
+  (the .md, the README), its seed count per row. One item per row that
+  would have fewer seeds, or lose seeds it holds, e.g. 'casq_paper 3 -> 1
+  seeds (seeds 1, 2)'.
+  """
+  rows = sorted(held.keys() | {r for c in counts.values() for r in c})
+  lost = []
+  for row in rows:
+    now = new.get(row, set())
+    gone = held.get(row, set()) - now
+    had = max([len(held.get(row, ()))] + [c.get(row, 0) for c in counts.values()])
+    if gone or had > len(now):
+      detail = f' (seeds {", ".join(map(str, sorted(gone)))})' if gone else ''
+      lost.append(f'{row} {had} -> {len(now)} seeds{detail}')
+  return lost

@@ -1,0 +1,164 @@
+"""experiments/reproduce.py never lowers the committed tables by accident,
+and a killed reproduce.py takes its child run with it."""
+import importlib.util
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from f2s import results, tables
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+TABLE = 'ablation'
+
+
+def _load_reproduce():
+  spec = importlib.util.spec_from_file_location(
+      'reproduce', os.path.join(ROOT, 'experiments', 'reproduce.py'))
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  return module
+
+
+@pytest.fixture
+def checkout(tmp_path, monkeypatch):
+  """(reproduce module, its root): a copy of the committed ablation table and
+  README in tmp_path, which reproduce.py treats as the repository."""
+  os.makedirs(tmp_path / 'experiments' / 'results')
+  for name in (f'{TABLE}.json', f'{TABLE}.md'):
+    shutil.copy(os.path.join(ROOT, 'experiments', 'results', name),
+                tmp_path / 'experiments' / 'results' / name)
+  shutil.copy(os.path.join(ROOT, 'README.md'), tmp_path / 'README.md')
+  reproduce = _load_reproduce()
+  monkeypatch.setattr(reproduce, 'ROOT', str(tmp_path))
+  monkeypatch.setattr(reproduce, 'RESULTS_DIR',
+                      str(tmp_path / 'experiments' / 'results'))
+  monkeypatch.setattr(reproduce, 'README', str(tmp_path / 'README.md'))
+  monkeypatch.chdir(tmp_path)  # main() changes directory: restored after
+  return reproduce, tmp_path
+
+
+def _committed(root):
+  names = [f'experiments/results/{TABLE}.json',
+           f'experiments/results/{TABLE}.md', 'README.md']
+  return {n: (root / n).read_text() for n in names}
+
+
+def _fake_runs(root, seeds, skip=()):
+  """Trained and scored runs of every ablation row as reproduce.py leaves
+  them, except the (row, seed) pairs in `skip`."""
+  for row in tables.TABLES[TABLE]:
+    for seed in seeds:
+      if (row.name, seed) in skip:
+        continue
+      directory = results.run_dir(str(root / 'runs' / 'reproduce'), row, seed,
+                                  None)
+      step = row.overrides['train.num_steps']
+      os.makedirs(os.path.join(directory, 'predictions', str(step)))
+      results.write_json(os.path.join(directory, results.RUN_FILE), {
+          'command': ' '.join(row.command(seed, directory)), 'wall_s': 1.0,
+          'device': 'CPU: test', 'jax': 'test', 'finished': True})
+      results.write_json(os.path.join(directory, 'config.json'),
+                         {'seed': seed, 'train': {'global_batch_size': 8}})
+      results.write_json(
+          os.path.join(directory, 'predictions', str(step), 'metrics.json'),
+          {'step': step, 'ssim': 0.5, 'fsim': 0.6, 'mse': 0.03, 'psnr': 15.0})
+
+
+def _refused(reproduce, *args):
+  with pytest.raises(SystemExit) as e:
+    reproduce.main([f'--table={TABLE}', *args])
+  return str(e.value)
+
+
+def test_collect_without_runs_changes_nothing(checkout):
+  reproduce, root = checkout
+  before = _committed(root)
+  message = _refused(reproduce, '--collect')
+  assert 'would lose' in message and '\n' not in message
+  assert 'casq_paper 3 -> 0 seeds (seeds 0, 1, 2)' in message
+  assert '--replace' in message
+  assert _committed(root) == before
+
+
+def test_fewer_seeds_are_refused_before_anything_runs(checkout):
+  reproduce, root = checkout
+  before = _committed(root)
+  _fake_runs(root, range(3))
+  message = _refused(reproduce, '--collect', '--seeds=1')
+  assert 'collecting --seeds=1' in message
+  assert 'dae_conv 3 -> 1 seeds (seeds 1, 2)' in message
+  assert _committed(root) == before
+
+
+def test_one_missing_run_is_named(checkout):
+  reproduce, root = checkout
+  before = _committed(root)
+  _fake_runs(root, range(3), skip={('dae_conv', 2)})
+  message = _refused(reproduce, '--collect')
+  assert 'dae_conv 3 -> 2 seeds (seeds 2)' in message
+  assert 'casq_paper ' not in message
+  assert _committed(root) == before
+
+
+def test_a_readme_table_with_more_seeds_than_the_json_is_kept(checkout):
+  reproduce, root = checkout
+  _fake_runs(root, range(3))
+  # The JSON lost a row's runs, the README still shows them.
+  path = root / 'experiments' / 'results' / f'{TABLE}.json'
+  table = results.read_json(str(path))
+  table['rows'][0]['runs'] = []
+  results.write_json(str(path), table)
+  shutil.rmtree(root / 'runs' / 'reproduce' / tables.TABLES[TABLE][0].run_id)
+  message = _refused(reproduce, '--collect')
+  assert f'{tables.TABLES[TABLE][0].name} 3 -> 0 seeds' in message
+
+
+def test_complete_runs_and_replace_write_the_tables(checkout):
+  reproduce, root = checkout
+  _fake_runs(root, range(3))
+  reproduce.main([f'--table={TABLE}', '--collect'])
+  written = results.read_json(
+      str(root / 'experiments' / 'results' / f'{TABLE}.json'))
+  assert all(len(r['runs']) == 3 for r in written['rows'])
+  assert '| dae_conv | f2s | 3 | 0.5000 ± 0.0000 |' in (
+      root / 'README.md').read_text()
+  reproduce.main([f'--table={TABLE}', '--collect', '--seeds=1', '--replace'])
+  assert '| dae_conv | f2s | 1 | 0.5000 |' in (root / 'README.md').read_text()
+
+
+def test_kill_9_of_reproduce_stops_its_child(tmp_path):
+  pid_file = tmp_path / 'child.pid'
+  child = (f'import os, time; open({str(pid_file)!r}, "w").write('
+           'str(os.getpid())); time.sleep(60)')
+  parent = subprocess.Popen([sys.executable, '-c', (
+      'import importlib.util, sys\n'
+      f'spec = importlib.util.spec_from_file_location("r", '
+      f'{os.path.join(ROOT, "experiments", "reproduce.py")!r})\n'
+      'r = importlib.util.module_from_spec(spec); spec.loader.exec_module(r)\n'
+      f'r._run(["python", "-c", {child!r}])\n')],
+      stdout=subprocess.DEVNULL)
+  deadline = time.time() + 30
+  while not (pid_file.exists() and pid_file.read_text()):
+    assert time.time() < deadline and parent.poll() is None
+    time.sleep(0.05)
+  child_pid = int(pid_file.read_text())
+  parent.send_signal(signal.SIGKILL)
+  parent.wait()
+  deadline = time.time() + 10
+  while _alive(child_pid):
+    assert time.time() < deadline, 'the child outlived reproduce.py'
+    time.sleep(0.05)
+
+
+def _alive(pid: int) -> bool:
+  """Whether `pid` runs (a zombie, dead but not yet reaped, does not)."""
+  try:
+    with open(f'/proc/{pid}/stat') as f:
+      return f.read().rsplit(')', 1)[1].split()[0] != 'Z'
+  except FileNotFoundError:
+    return False
