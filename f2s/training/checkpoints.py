@@ -1,16 +1,18 @@
 """Orbax checkpoints of the train state (and a grain iterator), with resume.
 
 Layout of a workdir: config.json (the run's config), checkpoints/<step>/
-{state[, data]}. `data`, the grain iterator's position, is saved only by runs
+{state[, data]}, `lock` (held by the one process working in it). `data`, the grain iterator's position, is saved only by runs
 that stream their training data; with device-resident data the position in
 the stream is the step itself. Orbax writes each step atomically (a temporary
 directory renamed when complete), so a run killed at any moment, even during
 an asynchronous save, resumes from the last complete step.
 """
+import contextlib
+import fcntl
 import json
 import os
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 import grain.checkpoint
@@ -23,6 +25,7 @@ from f2s import models
 from f2s.training.state import TrainState
 
 CONFIG_FILE = 'config.json'
+LOCK_FILE = 'lock'
 CHECKPOINT_DIR = 'checkpoints'
 DATA_ITEM = 'data'
 # Settings that fix the shapes and meaning of the saved state: a workdir
@@ -134,6 +137,38 @@ def check_workdir(workdir: str, config: ml_collections.ConfigDict) -> None:
         f'{workdir} holds checkpoints of an incompatible run ('
         + '; '.join(problems) + '); refusing to overwrite them: use a new '
         '--workdir or the saved config')
+
+
+@contextlib.contextmanager
+def workdir_lock(workdir: str) -> Iterator[None]:
+  """Holds an exclusive lock on `workdir` (process 0 only) while in use.
+
+  An OS lock (flock) on workdir/lock, which records the holder's pid: the
+  kernel releases it when the process ends, however it ends, so a killed
+  run leaves no stale lock. A second process is refused with a ValueError
+  naming the workdir and the holder's pid.
+  """
+  if jax.process_index() != 0:
+    yield
+    return
+  os.makedirs(workdir, exist_ok=True)
+  path = os.path.join(workdir, LOCK_FILE)
+  # Opened without truncating: the file holds the holder's pid.
+  fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+  try:
+    try:
+      fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+      holder = os.pread(fd, 32, 0).decode(errors='replace').strip()
+      raise ValueError(
+          f'--workdir={workdir} is in use by another run (pid '
+          f'{holder or "unknown"}, holding {path}); wait for it to end or '
+          'stop it, or use another --workdir') from None
+    os.ftruncate(fd, 0)
+    os.pwrite(fd, f'{os.getpid()}\n'.encode(), 0)
+    yield
+  finally:
+    os.close(fd)  # releases the lock
 
 
 def write_config(workdir: str, config: ml_collections.ConfigDict) -> None:

@@ -279,9 +279,19 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
 
   Saves every checkpoint.every_steps and at the end, evaluates every
   eval.every_steps and at the end. A non-finite loss raises
-  FloatingPointError before anything of that state is saved.
+  FloatingPointError before anything of that state is saved. The workdir
+  is locked for the run (`checkpoints.workdir_lock`): a second run on it is
+  refused before anything is written.
   """
   check_run(config, workdir)
+  with checkpoints.workdir_lock(workdir):
+    return _train(config, workdir, sources, on_step)
+
+
+def _train(config: ml_collections.ConfigDict, workdir: str,
+           sources: tuple[Any, Any] | None,
+           on_step: Callable[[int], None] | None,
+           ) -> tuple[state_lib.TrainState, dict[str, float]]:
   if sources is None:
     sources = (load_split(config, config.data.train_split),
                load_split(config, config.data.test_split))
@@ -360,9 +370,16 @@ def evaluate_checkpoint(config: ml_collections.ConfigDict, workdir: str, *,
                         test_source: Any = None) -> dict[str, float]:
   """Evaluates workdir's best (or latest, per eval.restore) checkpoint.
 
-  Writes the predictions and metrics to `<workdir>/predictions/<step>/`.
+  Writes the predictions and metrics to `<workdir>/predictions/<step>/`,
+  holding the workdir's lock as training does.
   """
   check_run(config, workdir)
+  with checkpoints.workdir_lock(workdir):
+    return _evaluate(config, workdir, test_source)
+
+
+def _evaluate(config: ml_collections.ConfigDict, workdir: str,
+              test_source: Any) -> dict[str, float]:
   exp = build_experiment(config, workdir)
   manager = exp.manager
   step = (manager.best_step() if config.eval.restore == 'best' else None)
