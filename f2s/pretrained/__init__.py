@@ -159,7 +159,8 @@ def best_step(workdir: str, config: ml_collections.ConfigDict,
 def load_run(workdir: str, step: int | None = None) -> tuple[TrainedModel, int]:
   """(model, step) of a training run's checkpoint: `step`, else the best by
   the run's `checkpoint.best_metric` among its evaluated checkpoints, else
-  the latest."""
+  the latest; a damaged one is reported on stderr and the newest that
+  restores is used instead."""
   # Imported here: Orbax and grain are needed for runs only.
   from f2s.training import checkpoints, state as state_lib
   ckpt_dir = os.path.join(workdir, checkpoints.CHECKPOINT_DIR)
@@ -182,16 +183,25 @@ def load_run(workdir: str, step: int | None = None) -> tuple[TrainedModel, int]:
       best_metric=config.checkpoint.best_metric,
       best_mode=config.checkpoint.best_mode)
   try:
-    steps = manager.all_steps()
+    steps = sorted(manager.all_steps(), reverse=True)
     if step is None:
       # From the run's evaluations: the manager records no metrics of its
-      # own (no best_fn), so its best_step() is the latest.
-      step = best_step(workdir, config, steps)
-      step = manager.latest_step() if step is None else step
+      # own (no best_fn), so its best_step() is the latest. Then the newest
+      # should the best not restore.
+      best = best_step(workdir, config, steps)
+      order = steps if best is None else [best] + [s for s in steps
+                                                   if s != best]
     elif step not in steps:
       raise ModelError(f'--workdir {workdir}: no checkpoint of step {step} '
                        f'(steps: {list(steps)})')
-    state = checkpoints.restore(manager, abstract, None, step)
+    else:
+      order = [step]
+    # Left in place: the run's own process (which may be running) moves
+    # damaged checkpoints aside.
+    state, step = checkpoints.restore_first(manager, abstract, None, order,
+                                            move_damaged=False)
+  except ValueError as e:  # none restores, or of another model's shapes
+    raise ModelError(f'--workdir {workdir}: {e}') from None
   finally:
     manager.close()
   variables = {'params': state.params, **state.model_state}

@@ -5,20 +5,27 @@ Layout of a workdir: config.json (the run's config), checkpoints/<step>/
 that stream their training data; with device-resident data the position in
 the stream is the step itself. Orbax writes each step atomically (a temporary
 directory renamed when complete), so a run killed at any moment, even during
-an asynchronous save, resumes from the last complete step.
+an asynchronous save, resumes from the last complete step. A checkpoint
+that cannot be read back (damaged files) is reported, moved aside as
+`<step>.corrupt` (never deleted) and the next older one is used
+(`restore_first`).
 """
 import contextlib
 import fcntl
 import json
+import logging
 import os
+import sys
 import tempfile
-from collections.abc import Iterator, Mapping
+import time
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 import grain.checkpoint
 import jax
 import ml_collections
 import orbax.checkpoint as ocp
+from etils import epath
 from orbax.checkpoint import checkpoint_managers as ocm
 
 from f2s import models
@@ -28,6 +35,8 @@ CONFIG_FILE = 'config.json'
 LOCK_FILE = 'lock'
 CHECKPOINT_DIR = 'checkpoints'
 DATA_ITEM = 'data'
+STATE_ITEM = 'state'
+CORRUPT_SUFFIX = '.corrupt'
 # Settings that fix the shapes and meaning of the saved state: a workdir
 # holding a checkpoint made under different ones is refused.
 COMPATIBILITY_KEYS = ('model', 'data.protocol', 'data.pad_to',
@@ -219,7 +228,7 @@ def save(manager: ocp.CheckpointManager, state: TrainState, iterator: Any,
   step = int(jax.device_get(state.step))
   if step in manager.all_steps():
     return False
-  items = {'state': ocp.args.StandardSave(state)}
+  items = {STATE_ITEM: ocp.args.StandardSave(state)}
   if iterator is not None:
     items[DATA_ITEM] = grain.checkpoint.CheckpointSave(iterator)
   manager.save(step, args=ocp.args.Composite(**items),
@@ -244,8 +253,127 @@ def restore(manager: ocp.CheckpointManager, state: TrainState, iterator: Any,
   if step is None:
     raise FileNotFoundError(f'no checkpoint in {manager.directory}')
   abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, state)
-  items = {'state': ocp.args.StandardRestore(abstract)}
+  items = {STATE_ITEM: ocp.args.StandardRestore(abstract)}
   if iterator is not None:
     items[DATA_ITEM] = grain.checkpoint.CheckpointRestore(iterator)
   restored = manager.restore(step, args=ocp.args.Composite(**items))
-  return restored['state']
+  return restored[STATE_ITEM]
+
+
+class NothingRestores(ValueError):
+  """No checkpoint of a run could be restored; the message says which."""
+
+
+def _reason(error: BaseException) -> str:
+  """An error's message on one line, without tensorstore's JSON specs."""
+  text = f'{type(error).__name__}: {error}'.split(' [tensorstore_spec')[0]
+  text = ' '.join(text.split())
+  return text if len(text) <= 300 else '...' + text[-300:]
+
+
+@contextlib.contextmanager
+def _held_back_stderr(settle_s: float = 0.5) -> Iterator[None]:
+  """Holds back what the block writes to stderr (fd 2: C++ threads too);
+  re-emits it if the block succeeds, drops it if the block raises.
+
+  When one tensorstore read of a checkpoint fails, Orbax's event loop
+  closes and the sibling reads still in flight print 'Event loop is
+  closed' tracebacks from their threads: noise beside the one line that
+  reports the failure. `settle_s`: how long those late writers get.
+  """
+  sys.stderr.flush()
+  saved = os.dup(2)
+  failed = False
+  with tempfile.TemporaryFile() as held:
+    os.dup2(held.fileno(), 2)
+    try:
+      yield
+    except BaseException:
+      failed = True
+      time.sleep(settle_s)
+      raise
+    finally:
+      sys.stderr.flush()
+      os.dup2(saved, 2)
+      os.close(saved)
+      if not failed:
+        held.seek(0)
+        os.write(2, held.read())
+
+
+def _shapes(tree: Any) -> list[tuple[int, ...]]:
+  return sorted(tuple(leaf.shape) for leaf in jax.tree.leaves(tree))
+
+
+def _damage(step_dir: str, state: TrainState, error: Exception) -> str:
+  """Why checkpoint `step_dir` failed to restore, if its files are damaged.
+
+  Raises ValueError instead when the files read fine but hold a state of
+  other shapes than `state` (another model or code version): such a
+  checkpoint is not damaged and must not be moved aside.
+  """
+  try:
+    with _held_back_stderr():
+      saved = ocp.StandardCheckpointHandler().metadata(
+          epath.Path(step_dir) / STATE_ITEM)
+    saved_shapes = _shapes(getattr(saved, 'tree', saved))
+  except Exception as e:  # noqa: BLE001 - unreadable metadata is damage
+    return _reason(e)
+  if saved_shapes != _shapes(state):
+    raise ValueError(
+        f'checkpoint {step_dir} holds a state of other shapes than this '
+        f'config builds ({len(saved_shapes)} arrays saved, '
+        f'{len(_shapes(state))} expected; restoring said: {_reason(error)}); '
+        'use the config and code it was trained with, or a new --workdir')
+  return _reason(error)
+
+
+def move_aside(manager: ocp.CheckpointManager, step: int) -> str:
+  """Renames checkpoint `step` to `<step>.corrupt` (`.corrupt2`, ... if
+  taken) so that no run uses it again; returns the new path."""
+  path = str(manager.directory / str(step))
+  target, k = path + CORRUPT_SUFFIX, 1
+  while os.path.exists(target):
+    k += 1
+    target = f'{path}{CORRUPT_SUFFIX}{k}'
+  os.rename(path, target)
+  manager.reload()
+  return target
+
+
+def restore_first(manager: ocp.CheckpointManager, state: TrainState,
+                  iterator: Any, steps: Sequence[int], *,
+                  move_damaged: bool = True) -> tuple[TrainState, int]:
+  """(state, step) of the first of `steps` that restores (see `restore`;
+  the iterator is restored only from a checkpoint holding its position).
+
+  Each checkpoint that cannot be restored is reported in one line on
+  stderr (step, path, reason) and, with `move_damaged` (only process 0
+  moves), renamed aside by `move_aside`. Raises ValueError when none
+  restores, and for a checkpoint of other shapes (see `_damage`).
+  """
+  is_main = jax.process_index() == 0
+  failed = []
+  for step in steps:
+    step_dir = str(manager.directory / str(step))
+    position = iterator if has_data_item(manager, step) else None
+    try:
+      with _held_back_stderr():
+        return restore(manager, state, position, step), step
+    except Exception as e:  # noqa: BLE001 - any unreadable file: tell why
+      reason = _damage(step_dir, state, e)
+      # The failed reads' futures are collected later, each logged by
+      # asyncio as 'never retrieved': the line below reports them.
+      logging.getLogger('asyncio').setLevel(logging.CRITICAL)
+    failed.append(str(step))
+    if move_damaged and is_main:
+      where = f'moved aside to {move_aside(manager, step)}'
+    else:
+      where = 'left in place'
+    if is_main:
+      print(f'warning: checkpoint {step} ({step_dir}) cannot be restored '
+            f'({reason}); {where}', file=sys.stderr, flush=True)
+  aside = ' (moved aside as <step>.corrupt)' if move_damaged else ''
+  raise NothingRestores(
+      f'no checkpoint in {manager.directory} restores (steps '
+      f'{", ".join(failed) or "none"}{aside}: see the warnings above)')

@@ -243,18 +243,24 @@ def _mean_metrics(fetched: list[tuple[int, dict]]) -> dict[str, float]:
 
 
 def _restore(exp: Experiment, feed: TrainFeed) -> state_lib.TrainState:
-  """The latest checkpoint's state (and grain position), else the fresh one.
+  """The newest restorable checkpoint's state (and grain position), else
+  the fresh one; damaged checkpoints are moved aside on the way
+  (`checkpoints.restore_first`).
 
   A checkpoint of the other data path resumes too: the state is all that
   training needs, but the data order from there differs from the original
   run's, which is said.
   """
-  step = exp.manager.latest_step()
-  if step is None:
+  steps = sorted(exp.manager.all_steps(), reverse=True)
+  if not steps:
     return exp.state
+  try:
+    state, step = checkpoints.restore_first(exp.manager, exp.state,
+                                            feed.iterator, steps)
+  except checkpoints.NothingRestores as e:
+    raise ValueError(f'{e}; run the same command again to train from step 0'
+                     ) from None
   has_position = checkpoints.has_data_item(exp.manager, step)
-  iterator = feed.iterator if has_position else None
-  state = checkpoints.restore(exp.manager, exp.state, iterator, step)
   if has_position == feed.device_resident and jax.process_index() == 0:
     now, then = (('device-resident', 'grain-streamed') if has_position
                  else ('grain-streamed', 'device-resident'))
@@ -368,7 +374,8 @@ def _train(config: ml_collections.ConfigDict, workdir: str,
 
 def evaluate_checkpoint(config: ml_collections.ConfigDict, workdir: str, *,
                         test_source: Any = None) -> dict[str, float]:
-  """Evaluates workdir's best (or latest, per eval.restore) checkpoint.
+  """Evaluates workdir's best (or latest, per eval.restore) checkpoint, or
+  the newest one that restores if that one is damaged.
 
   Writes the predictions and metrics to `<workdir>/predictions/<step>/`,
   holding the workdir's lock as training does.
@@ -382,13 +389,17 @@ def _evaluate(config: ml_collections.ConfigDict, workdir: str,
               test_source: Any) -> dict[str, float]:
   exp = build_experiment(config, workdir)
   manager = exp.manager
-  step = (manager.best_step() if config.eval.restore == 'best' else None)
-  step = manager.latest_step() if step is None else step
-  if step is None:
+  steps = sorted(manager.all_steps(), reverse=True)
+  if not steps:
     raise FileNotFoundError(f'no checkpoint in {workdir}: train first '
                             '(--mode=train)')
-  state = checkpoints.restore(manager, exp.state, None, step)
-  manager.close()
+  best = manager.best_step() if config.eval.restore == 'best' else None
+  if best is not None:  # then the newest, should the best not restore
+    steps = [best] + [s for s in steps if s != best]
+  try:
+    state, step = checkpoints.restore_first(manager, exp.state, None, steps)
+  finally:
+    manager.close()
   if test_source is None:
     test_source = load_split(config, config.data.test_split)
   metrics, samples = run_evaluation(exp, state, test_source,
