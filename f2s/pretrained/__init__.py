@@ -63,12 +63,15 @@ def available() -> list[str]:
 def _read_config(path: str, source: str) -> ml_collections.ConfigDict:
   try:
     with open(path) as f:
-      return ml_collections.ConfigDict(json.load(f))
+      config = json.load(f)
   except FileNotFoundError:
     raise ModelError(f'{source}: no {os.path.basename(path)}') from None
   except (OSError, ValueError) as e:
-    raise ModelError(f'{source}: unreadable {os.path.basename(path)} ({e})'
-                     ) from None
+    raise ModelError(f'{source}: unreadable {path} ({e})') from None
+  if not isinstance(config, dict):
+    raise ModelError(f'{source}: {path} holds a JSON {type(config).__name__}, '
+                     'not a config (a JSON object)')
+  return ml_collections.ConfigDict(config)
 
 
 def check_variables(trained: TrainedModel) -> None:
@@ -143,13 +146,12 @@ def best_step(workdir: str, config: ml_collections.ConfigDict,
   path = os.path.join(workdir, METRICS_LOG)
   if not metric or not os.path.exists(path):
     return None
+  from f2s.training import writers  # with Orbax: for runs only
   scores = {}
-  with open(path) as f:
-    for line in f:
-      record = json.loads(line)
-      if (record.get('split') == 'eval' and record.get('step') in steps
-          and metric in record):
-        scores[record['step']] = record[metric]
+  for _, record in writers.read_records(path):
+    if (record.get('split') == 'eval' and record.get('step') in steps
+        and metric in record):
+      scores[record['step']] = record[metric]
   if not scores:
     return None
   sign = -1 if config.checkpoint.get('best_mode') == 'min' else 1

@@ -138,8 +138,7 @@ def check_workdir(workdir: str, config: ml_collections.ConfigDict) -> None:
     raise ValueError(
         f'{workdir} holds checkpoints but no {CONFIG_FILE}, so they cannot be '
         'checked against this config; use a new --workdir')
-  with open(config_path) as f:
-    saved = json.load(f)
+  saved = read_config(config_path)
   problems = incompatibilities(saved, config)
   if problems:
     raise ValueError(
@@ -178,6 +177,21 @@ def workdir_lock(workdir: str) -> Iterator[None]:
     yield
   finally:
     os.close(fd)  # releases the lock
+
+
+def read_config(path: str) -> dict[str, Any]:
+  """A run's config.json; ValueError naming the file and its problem."""
+  try:
+    with open(path) as f:
+      saved = json.load(f)
+  except ValueError as e:
+    raise ValueError(f'{path} is not valid JSON ({e}); restore it, or use a '
+                     'new --workdir') from None
+  if not isinstance(saved, dict):
+    raise ValueError(f'{path} holds a JSON {type(saved).__name__}, not the '
+                     "run's config (a JSON object); restore it, or use a new "
+                     '--workdir')
+  return saved
 
 
 def write_config(workdir: str, config: ml_collections.ConfigDict) -> None:

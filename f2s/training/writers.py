@@ -1,6 +1,7 @@
 """What a user sees: JSON-lines and TensorBoard metrics, PNG sample grids."""
 import json
 import os
+import sys
 from collections.abc import Mapping
 
 import numpy as np
@@ -19,7 +20,8 @@ class MetricWriter:
   A disabled writer (processes other than 0) writes nothing. `resume_step`:
   the step a resumed run restarts after; what an interrupted run logged past
   it is dropped (metrics.jsonl lines, and TensorBoard events through
-  `purge_step`), so the logs read as one uninterrupted run.
+  `purge_step`), so the logs read as one uninterrupted run. A torn last
+  line of metrics.jsonl is dropped in any case (`read_records`).
   """
 
   def __init__(self, workdir: str, enabled: bool = True,
@@ -31,8 +33,7 @@ class MetricWriter:
     if enabled:
       os.makedirs(workdir, exist_ok=True)
       path = os.path.join(workdir, METRICS_FILE)
-      if resume_step is not None:
-        _drop_lines_after(path, resume_step)
+      _drop_lines_after(path, resume_step)
       self._jsonl = open(path, 'a')
       self._tb = SummaryWriter(
           logdir=os.path.join(workdir, 'tensorboard'),
@@ -68,14 +69,44 @@ class MetricWriter:
       self._tb.close()
 
 
-def _drop_lines_after(path: str, step: int) -> None:
-  """Keeps the metrics.jsonl records of steps <= `step` (atomic rewrite)."""
+def read_records(path: str) -> list[tuple[str, dict]]:
+  """(line, record) for each line of a metrics.jsonl.
+
+  A torn last line (the process died while writing it: no newline, or not
+  a JSON object) is left out with a note on stderr; it was written after
+  the last checkpoint, so a resume drops it anyway. Any other bad line
+  raises ValueError naming the file and line.
+  """
+  with open(path) as f:
+    lines = [line for line in f if line.strip()]
+  records = []
+  for number, line in enumerate(lines, 1):
+    try:
+      record = json.loads(line) if line.endswith('\n') else None
+    except ValueError:
+      record = None
+    if not isinstance(record, dict) or not isinstance(record.get('step'), int):
+      if number == len(lines):
+        print(f'note: {path}: dropping its torn last line {number} '
+              f'({line.strip()[:60]!r}...), written after the last '
+              'checkpoint', file=sys.stderr, flush=True)
+        break
+      raise ValueError(f'{path}: line {number} is not a JSON record with a '
+                       f'step ({line.strip()[:80]!r}); fix or remove it')
+    records.append((line, record))
+  return records
+
+
+def _drop_lines_after(path: str, step: int | None) -> None:
+  """Keeps the metrics.jsonl records of steps <= `step` (all if None) and
+  drops a torn last line (atomic rewrite)."""
   if not os.path.exists(path):
     return
   with open(path) as f:
-    lines = [line for line in f if line.strip()]
-  keep = [line for line in lines if json.loads(line)['step'] <= step]
-  if len(keep) == len(lines):
+    count = sum(1 for line in f if line.strip())
+  keep = [line for line, record in read_records(path)
+          if step is None or record['step'] <= step]
+  if len(keep) == count:
     return
   with open(path + '.tmp', 'w') as f:
     f.writelines(keep)
