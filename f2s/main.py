@@ -23,6 +23,11 @@ _WORKDIR = flags.DEFINE_string(
     'workdir', None, 'Directory for checkpoints, metrics and samples.')
 _MODE = flags.DEFINE_enum('mode', 'train', ['train', 'eval'],
                           'train (resumes automatically) or eval.')
+_ALLOW_CONFIG_CHANGE = flags.DEFINE_bool(
+    'allow_config_change', False,
+    'Resume a run with settings other than its config.json (beyond the '
+    "schedule's length, logging, evaluation and checkpoint frequency); the "
+    'changes are recorded with the step in config_changes.jsonl.')
 _COORDINATOR = flags.DEFINE_string(
     'coordinator_address', None, 'host:port of process 0 (multi-host).')
 _NUM_PROCESSES = flags.DEFINE_integer(
@@ -84,7 +89,8 @@ def main(argv: list[str]) -> None:
   config = _CONFIG.value
   try:
     if _MODE.value == 'train':
-      loop.train_and_evaluate(config, _WORKDIR.value)
+      loop.train_and_evaluate(config, _WORKDIR.value,
+                              allow_config_change=_ALLOW_CONFIG_CHANGE.value)
     else:
       loop.evaluate_checkpoint(config, _WORKDIR.value)
   except (ValueError, FileNotFoundError, FloatingPointError, OSError) as e:

@@ -111,6 +111,12 @@ def _discriminator(config: Mapping[str, Any]) -> list[int] | None:
   return None
 
 
+def _has_checkpoints(workdir: str) -> bool:
+  ckpt_dir = os.path.join(workdir, CHECKPOINT_DIR)
+  return os.path.isdir(ckpt_dir) and any(
+      name.isdigit() for name in os.listdir(ckpt_dir))
+
+
 def check_workdir(workdir: str, config: ml_collections.ConfigDict) -> None:
   """Refuses a workdir that is not a writable directory, or whose checkpoints
   came from an incompatible config (naming the settings that differ)."""
@@ -128,10 +134,7 @@ def check_workdir(workdir: str, config: ml_collections.ConfigDict) -> None:
   except OSError as e:
     raise ValueError(f'--workdir={workdir} is not writable: {e.strerror}'
                      ) from None
-  ckpt_dir = os.path.join(workdir, CHECKPOINT_DIR)
-  has_checkpoints = os.path.isdir(ckpt_dir) and any(
-      name.isdigit() for name in os.listdir(ckpt_dir))
-  if not has_checkpoints:
+  if not _has_checkpoints(workdir):
     return
   config_path = os.path.join(workdir, CONFIG_FILE)
   if not os.path.exists(config_path):
@@ -177,6 +180,78 @@ def workdir_lock(workdir: str) -> Iterator[None]:
     yield
   finally:
     os.close(fd)  # releases the lock
+
+
+CHANGES_FILE = 'config_changes.jsonl'
+# What a resumed run may change without --allow_config_change: the
+# schedule's length, logging, evaluation, checkpoint frequency and
+# retention, where the data are read from, and how (same data, same state).
+RESUMABLE_CHANGES = ('train.num_steps', 'train.log_every_steps', 'eval',
+                     'checkpoint.every_steps', 'checkpoint.max_to_keep',
+                     'data.data_dir', 'data.manual_dir', 'data.num_workers',
+                     'data.device_resident', 'model.conv_impl')
+
+
+def _leaves(tree: Mapping[str, Any], prefix: str = '') -> dict[str, Any]:
+  """{'section.knob': value} of a nested config dict."""
+  leaves = {}
+  for key, value in tree.items():
+    if isinstance(value, Mapping):
+      leaves.update(_leaves(value, f'{prefix}{key}.'))
+    else:
+      leaves[prefix + key] = value
+  return leaves
+
+
+def config_changes(saved: Mapping[str, Any],
+                   config: ml_collections.ConfigDict
+                   ) -> dict[str, tuple[Any, Any]]:
+  """{key: (saved, now)} for every knob whose value differs from the
+  workdir's config.json. Knobs missing on either side (added or removed
+  since the run began; model knobs are filled in at their defaults) are
+  not compared."""
+  saved = {**saved, 'model': _with_model_defaults(saved.get('model'))}
+  old, new = _leaves(saved), _leaves(config_to_dict(config))
+  return {k: (old[k], new[k]) for k in sorted(old.keys() & new.keys())
+          if old[k] != new[k]}
+
+
+def _resumable(key: str) -> bool:
+  return any(key == k or key.startswith(k + '.') for k in RESUMABLE_CHANGES)
+
+
+def check_resume(workdir: str, config: ml_collections.ConfigDict,
+                 allow_changes: bool) -> dict[str, tuple[Any, Any]]:
+  """The config changes of a resumed run (see `config_changes`; empty for a
+  workdir without checkpoints). Raises ValueError naming the keys when
+  any is not in RESUMABLE_CHANGES, unless `allow_changes`."""
+  config_path = os.path.join(workdir, CONFIG_FILE)
+  if not _has_checkpoints(workdir) or not os.path.exists(config_path):
+    return {}
+  changes = config_changes(read_config(config_path), config)
+  refused = [k for k in changes if not _resumable(k)]
+  if refused and not allow_changes:
+    listed = '; '.join(f'{k}: saved {changes[k][0]!r}, now {changes[k][1]!r}'
+                       for k in refused)
+    raise ValueError(
+        f'{workdir} was trained with another config ({listed}); resuming '
+        'would record settings its steps so far were not trained with: use '
+        'the saved values, a new --workdir, or --allow_config_change to '
+        f'resume anyway (the change is then recorded with its step in '
+        f'{CHANGES_FILE})')
+  return changes
+
+
+def record_changes(workdir: str, step: int,
+                   changes: Mapping[str, tuple[Any, Any]]) -> None:
+  """Appends `{step, changes: {key: {from, to}}}` to config_changes.jsonl
+  (process 0 only): config.json is the config from `step` on."""
+  if not changes or jax.process_index() != 0:
+    return
+  record = {'step': step, 'changes': {k: {'from': old, 'to': new}
+                                      for k, (old, new) in changes.items()}}
+  with open(os.path.join(workdir, CHANGES_FILE), 'a') as f:
+    f.write(json.dumps(record) + '\n')
 
 
 def read_config(path: str) -> dict[str, Any]:

@@ -274,6 +274,7 @@ def _restore(exp: Experiment, feed: TrainFeed) -> state_lib.TrainState:
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
                        sources: tuple[Any, Any] | None = None,
                        on_step: Callable[[int], None] | None = None,
+                       allow_config_change: bool = False,
                        ) -> tuple[state_lib.TrainState, dict[str, float]]:
   """Trains (resuming from workdir's latest checkpoint).
 
@@ -287,16 +288,21 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
   eval.every_steps and at the end. A non-finite loss raises
   FloatingPointError before anything of that state is saved. The workdir
   is locked for the run (`checkpoints.workdir_lock`): a second run on it is
-  refused before anything is written.
+  refused before anything is written. A resume whose config differs from
+  config.json in more than `checkpoints.RESUMABLE_CHANGES` is refused
+  unless `allow_config_change`; the changes are then recorded with the step
+  in config_changes.jsonl.
   """
   check_run(config, workdir)
   with checkpoints.workdir_lock(workdir):
-    return _train(config, workdir, sources, on_step)
+    changes = checkpoints.check_resume(workdir, config, allow_config_change)
+    return _train(config, workdir, sources, on_step, changes)
 
 
 def _train(config: ml_collections.ConfigDict, workdir: str,
            sources: tuple[Any, Any] | None,
            on_step: Callable[[int], None] | None,
+           changes: Mapping[str, tuple[Any, Any]],
            ) -> tuple[state_lib.TrainState, dict[str, float]]:
   if sources is None:
     sources = (load_split(config, config.data.train_split),
@@ -308,8 +314,9 @@ def _train(config: ml_collections.ConfigDict, workdir: str,
   exp = build_experiment(config, workdir)
   feed = make_feed(exp, train_source)
   state = _restore(exp, feed)
-  checkpoints.write_config(workdir, config)
   start = int(jax.device_get(state.step))
+  checkpoints.record_changes(workdir, start, changes)
+  checkpoints.write_config(workdir, config)
   num_steps = config.train.num_steps
   is_main = jax.process_index() == 0
   writer = _BackgroundWriter(
