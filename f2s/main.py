@@ -35,6 +35,7 @@ _NUM_PROCESSES = flags.DEFINE_integer(
 _PROCESS_ID = flags.DEFINE_integer(
     'process_id', None, 'This process index (multi-host).')
 flags.mark_flags_as_required(['config', 'workdir'])
+EXIT_INTERRUPTED = 130  # 128 + SIGINT, as a shell reports Ctrl-C
 
 
 def maybe_initialize_distributed() -> None:
@@ -84,10 +85,10 @@ def main(argv: list[str]) -> None:
     raise app.UsageError(f'unexpected arguments: {argv[1:]}')
   if not flags.FLAGS['verbosity'].present:  # keep Orbax's INFO lines quiet
     logging.set_verbosity(logging.WARNING)
-  maybe_initialize_distributed()
-  from f2s.training import loop
   config = _CONFIG.value
   try:
+    maybe_initialize_distributed()
+    from f2s.training import loop
     if _MODE.value == 'train':
       loop.train_and_evaluate(config, _WORKDIR.value,
                               allow_config_change=_ALLOW_CONFIG_CHANGE.value)
@@ -95,6 +96,16 @@ def main(argv: list[str]) -> None:
       loop.evaluate_checkpoint(config, _WORKDIR.value)
   except (ValueError, FileNotFoundError, FloatingPointError, OSError) as e:
     sys.exit(f'error: {e}')
+  except KeyboardInterrupt as e:  # Ctrl-C: one line, the shell's code 130
+    # loop.Interrupted says where training stopped; elsewhere no step ran.
+    again = 'resume' if _MODE.value == 'train' else 'evaluate again'
+    print(str(e) or f'interrupted; run the same command to {again}',
+          file=sys.stderr, flush=True)
+    sys.stdout.flush()
+    # Not sys.exit: the interrupt can leave XLA or tensorstore threads
+    # mid-work, which crash the interpreter's shutdown; what the run owed
+    # to disk is written (the loop waits for its pending writes).
+    os._exit(EXIT_INTERRUPTED)
 
 
 if __name__ == '__main__':

@@ -34,6 +34,19 @@ TRAIN_KEYS = ('photo', 'sketch')
 PREDICTIONS_DIR = 'predictions'
 
 
+class Interrupted(KeyboardInterrupt):
+  """Training stopped by Ctrl-C at `step`; `checkpoint`: the last saved
+  step (None if none), where the same command resumes. The message is the
+  line to show."""
+
+  def __init__(self, step: int, checkpoint: int | None):
+    self.step, self.checkpoint = step, checkpoint
+    last = ('no checkpoint is saved yet' if checkpoint is None
+            else f'the last checkpoint is {checkpoint}')
+    super().__init__(f'interrupted at step {step}; {last}; run the same '
+                     'command to resume')
+
+
 @dataclasses.dataclass
 class Experiment:
   """The pieces a run needs, built once from the (validated) config.
@@ -286,7 +299,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
 
   Saves every checkpoint.every_steps and at the end, evaluates every
   eval.every_steps and at the end. A non-finite loss raises
-  FloatingPointError before anything of that state is saved. The workdir
+  FloatingPointError before anything of that state is saved; Ctrl-C raises
+  Interrupted once the pending writes are done. The workdir
   is locked for the run (`checkpoints.workdir_lock`): a second run on it is
   refused before anything is written. A resume whose config differs from
   config.json in more than `checkpoints.RESUMABLE_CHANGES` is refused
@@ -330,6 +344,7 @@ def _train(config: ml_collections.ConfigDict, workdir: str,
                   desc='train', unit='step', dynamic_ncols=True)
   if start and is_main:
     bar.write(f'resumed from {workdir} at step {start}')
+  interrupted = False
   try:
     for step in range(start + 1, num_steps + 1):
       state, metrics = feed.step(state, feed.inputs())
@@ -366,11 +381,16 @@ def _train(config: ml_collections.ConfigDict, workdir: str,
         checkpoints.save(exp.manager, state, feed.iterator, eval_metrics)
       if eval_now or save_now:  # keep images/s to training time
         window_start, window_from = time.perf_counter(), step
+  except KeyboardInterrupt:  # Ctrl-C: the saves so far are kept
+    interrupted = True
   finally:
     bar.close()
     writer.close()
     exp.manager.wait_until_finished()  # the last asynchronous save
+    last_saved = exp.manager.latest_step()
     exp.manager.close()
+  if interrupted:
+    raise Interrupted(int(jax.device_get(state.step)), last_saved)
   if eval_metrics is None:  # resumed at or past num_steps: nothing trained
     eval_metrics, _ = run_evaluation(exp, state, test_source, 0)
   if is_main:

@@ -1,5 +1,6 @@
-"""A damaged checkpoint is reported in one line, moved aside and the newest
-one that restores is used: by training, --mode=eval and load_run."""
+"""Resuming a run: a damaged checkpoint is reported in one line, moved
+aside and the newest one that restores is used (by training, --mode=eval
+and load_run); Ctrl-C stops training with where it can resume from."""
 import glob
 import os
 import shutil
@@ -123,3 +124,18 @@ def test_a_checkpoint_of_other_shapes_is_refused_not_moved(run, load_config):
   finally:
     exp.manager.close()
   assert _steps(run) == ['2', '4']
+
+
+def test_ctrl_c_says_the_step_and_the_last_checkpoint(run, load_config,
+                                                      sources):
+  def ctrl_c_at_step_7(step):
+    if step == 7:
+      raise KeyboardInterrupt
+
+  with pytest.raises(loop.Interrupted) as e:
+    loop.train_and_evaluate(_config(load_config, 10), run, sources=sources,
+                            on_step=ctrl_c_at_step_7)
+  assert (e.value.step, e.value.checkpoint) == (7, 6)
+  assert str(e.value) == ('interrupted at step 7; the last checkpoint is 6; '
+                          'run the same command to resume')
+  assert _steps(run) == ['4', '6']  # the save of step 6 was waited for
