@@ -83,4 +83,30 @@ def load_source(
       # A folder of the manual download is missing (its message has the
       # instructions): point to the demo data too.
       raise FileNotFoundError(f'{e}\n{_DEMO_HINT}') from e
+  check_prepared(builder, split)
   return builder.as_data_source(split)
+
+
+def check_prepared(builder: tfds.core.DatasetBuilder, split: str) -> None:
+  """Raises ValueError naming the first file of the prepared `split` that
+  does not read back with the record count TFDS recorded for it (e.g. one
+  truncated by a full disk or a copy cut short), and how to rebuild it."""
+  # Imported here: only array_record files are checked.
+  from array_record.python import array_record_module
+  info = builder.info.splits[split]
+  for path, expected in zip(info.filepaths, info.shard_lengths):
+    try:
+      reader = array_record_module.ArrayRecordReader(str(path))
+      try:
+        count = reader.num_records()
+      finally:
+        reader.close()  # where a damaged footer is read
+      problem = (None if count == expected
+                 else f'{count} records, {expected} expected')
+    except (RuntimeError, OSError, ValueError) as e:
+      problem = ' '.join(str(e).split())
+    if problem is not None:
+      raise ValueError(
+          f'{path}: the prepared data set is damaged ({problem}); rebuild '
+          f'it: remove {builder.data_dir} and run again, which prepares it '
+          'anew')
