@@ -3,16 +3,43 @@
 JAX is given two CPU devices before any test initialises a backend, so
 data-parallel code runs on a real two-device mesh in process. Tests that
 need a single device pick one, as in `parallel.make_mesh(jax.devices()[:1])`.
+
+Compiled programs go to a persistent compilation cache that lives for one
+test session (a fresh folder, removed at the end): many tests build the same
+tiny models and steps again, each in closures of their own, and XLA compiling
+them is most of the suite's time; the cache keys on the program, so a hit is
+the same executable. Subprocesses (the command-line tests) share it through
+the environment.
 """
 import os
+import shutil
+import tempfile
 
 import jax
 import ml_collections
+import numpy as np
 import pytest
 
 from f2s import config_lib
 
 jax.config.update('jax_num_cpu_devices', 2)
+_CACHE_DIR = pytest.StashKey[str]()
+
+
+def pytest_configure(config):
+  cache = tempfile.mkdtemp(prefix='f2s-test-xla-cache-')
+  config.stash[_CACHE_DIR] = cache
+  settings = {'jax_compilation_cache_dir': cache,
+              'jax_persistent_cache_min_compile_time_secs': 0,
+              'jax_persistent_cache_min_entry_size_bytes': 0}
+  for name, value in settings.items():
+    jax.config.update(name, value)
+    os.environ[name.upper()] = str(value)
+
+
+def pytest_unconfigure(config):
+  shutil.rmtree(config.stash[_CACHE_DIR], ignore_errors=True)
+
 
 CONFIGS = os.path.join(os.path.dirname(os.path.dirname(
     os.path.abspath(__file__))), 'configs')
@@ -26,3 +53,35 @@ def load_config():
     return config_lib.load(os.path.join(CONFIGS, f'{name}.py:{arg}'))
 
   return load
+
+
+# Float32's unit roundoff. A float32 sum of n products, in any order, lies
+# within gamma_n = n u / (1 - n u) times the sum of the products' magnitudes
+# of the exact value (Higham, Accuracy and Stability of Numerical
+# Algorithms, 2nd ed., sec. 3.1). Two float32 results of the same sum taken
+# in different orders (another CPU's vector width or blocking, a psum over
+# devices, a patch matmul instead of XLA's convolution) therefore differ by
+# at most 2 gamma_n sum|terms|: the tolerance of `assert_sums_close`, which
+# a test states through n and sum|terms| (usually the same computation on
+# the inputs' magnitudes), never through a number fitted to one machine.
+F32_UNIT_ROUNDOFF = 2.0 ** -24
+
+
+def _assert_sums_close(actual, expected, *, terms: int, abs_sum) -> None:
+  actual, expected = np.asarray(actual), np.asarray(expected)
+  nu = terms * F32_UNIT_ROUNDOFF
+  bound = 2 * nu / (1 - nu) * np.asarray(abs_sum, np.float64)
+  error = np.abs(actual.astype(np.float64) - expected)
+  worst = np.unravel_index(np.argmax(error - bound), error.shape)
+  assert np.all(error <= bound), (
+      f'differ by {error[worst]:.3g} at {worst}, more than the bound '
+      f'{bound[worst]:.3g} for reordered float32 sums of {terms} terms')
+
+
+@pytest.fixture(scope='session')
+def assert_sums_close():
+  """`assert_sums_close(actual, expected, terms=n, abs_sum=s)`: the two
+  arrays are float32 values of the same sums of at most n rounded products,
+  accumulated in different orders, s (broadcastable) bounding each sum's
+  sum of |terms|."""
+  return _assert_sums_close

@@ -21,22 +21,31 @@ def _loss_grads(conv, x, kernel, dy):
   return jax.grad(lambda x, k: jnp.sum(conv(x, k) * dy), argnums=(0, 1))(x, kernel)
 
 
+def _abs(tree):
+  return jax.tree.map(jnp.abs, tree)
+
+
 # 3 -> 64 takes the x-patch weight gradient, 64 -> 3 the dy-patch one, 5 -> 5 XLA's.
 @pytest.mark.parametrize('cin,cout', [(3, 64), (64, 3), (5, 5)])
-def test_conv3x3_matches_lax_conv_and_its_gradients(cin, cout):
+def test_conv3x3_matches_lax_conv_and_its_gradients(cin, cout, assert_sums_close):
   kx, kk, ky = jax.random.split(jax.random.key(0), 3)
   x = jax.random.normal(kx, (2, 7, 6, cin))
   kernel = jax.random.normal(kk, (3, 3, cin, cout))
   dy = jax.random.normal(ky, (2, 7, 6, cout))
-  np.testing.assert_allclose(conv3x3(x, kernel), _lax_conv(x, kernel), rtol=1e-5, atol=1e-5)
+  # Each output sums 9 cin products; the same convolution of the magnitudes
+  # is their sum of |terms|. The gradients are linear in (x, kernel, dy)
+  # too: dx sums 9 cout products, dkernel one per batch pixel.
+  assert_sums_close(conv3x3(x, kernel), _lax_conv(x, kernel), terms=9 * cin,
+                    abs_sum=_lax_conv(jnp.abs(x), jnp.abs(kernel)))
   got = jax.jit(lambda *a: _loss_grads(conv3x3, *a))(x, kernel, dy)
   want = _loss_grads(_lax_conv, x, kernel, dy)
-  for g, w in zip(got, want):
-    np.testing.assert_allclose(g, w, rtol=1e-5, atol=1e-4)
+  abs_sums = _loss_grads(_lax_conv, *_abs((x, kernel, dy)))
+  for g, w, a, n in zip(got, want, abs_sums, (9 * cout, 2 * 7 * 6)):
+    assert_sums_close(g, w, terms=n, abs_sum=a)
 
 
 @pytest.mark.parametrize('upsample', [False, True])
-def test_fast_conv_module_equals_xla_module(upsample):
+def test_fast_conv_module_equals_xla_module(upsample, assert_sums_close):
   """Same parameters, outputs and gradients as `layers.Conv3x3`."""
   x = jax.random.normal(jax.random.key(3), (2, 5, 4, 3))
   fast, xla = FastConv3x3(7, upsample), Conv3x3(7, upsample)
@@ -46,22 +55,36 @@ def test_fast_conv_module_equals_xla_module(upsample):
   params = jax.tree.map(lambda p: p + 0.1, params)  # non-zero bias too
   out = fast.apply(params, x)
   assert out.shape == ((2, 10, 8, 7) if upsample else (2, 5, 4, 7))
-  np.testing.assert_allclose(out, xla.apply(params, x), rtol=1e-5, atol=1e-5)
+  # The longest sums: an output's 9 * 3 products and its bias; an input
+  # pixel's gradient, 9 * 7 products from each of the (up to 4) output pixels
+  # it reaches; the kernel's and bias', one per output pixel. The upsampling
+  # conv folds up to 2 x 2 taps into one weight first: 2 more roundings.
+  # The same functions of the magnitudes bound each sum of |terms|.
+  terms = max(9 * 3 + 1, 4 * 9 * 7, out.size // 7) + 2
+  abs_params, abs_x = _abs((params, x))
+  assert_sums_close(out, xla.apply(params, x), terms=terms,
+                    abs_sum=xla.apply(abs_params, abs_x))
+
+  def grads(m, p, x, dy):
+    return jax.grad(lambda p, x: jnp.sum(m.apply(p, x) * dy),
+                    argnums=(0, 1))(p, x)
+
   dy = jax.random.normal(jax.random.key(5), out.shape)
-  grads = [jax.grad(lambda p, x: jnp.sum(m.apply(p, x) * dy),
-                    argnums=(0, 1))(params, x) for m in (fast, xla)]
-  jax.tree.map(lambda g, w: np.testing.assert_allclose(g, w, rtol=1e-5, atol=1e-4),
-               *grads)
+  jax.tree.map(lambda g, w, a: assert_sums_close(g, w, terms=terms, abs_sum=a),
+               grads(fast, params, x, dy), grads(xla, params, x, dy),
+               grads(xla, abs_params, abs_x, jnp.abs(dy)))
 
 
-def test_upsampling_xla_conv_is_nn_conv_of_upsampled_input():
+def test_upsampling_xla_conv_is_nn_conv_of_upsampled_input(assert_sums_close):
   x = jax.random.normal(jax.random.key(1), (2, 6, 5, 4))
   ours, ref = Conv3x3(6, upsample=True), nn.Conv(6, (3, 3))
   params = ours.init(jax.random.key(2), x)
   jax.tree.map(np.testing.assert_array_equal, params,
                ref.init(jax.random.key(2), upsample2(x)))
-  np.testing.assert_allclose(ours.apply(params, x),
-                             ref.apply(params, upsample2(x)), rtol=1e-5, atol=1e-5)
+  # 9 * 4 products and the bias, up to 2 x 2 taps folded first.
+  assert_sums_close(ours.apply(params, x), ref.apply(params, upsample2(x)),
+                    terms=9 * 4 + 1 + 2,
+                    abs_sum=ref.apply(_abs(params), upsample2(jnp.abs(x))))
 
 
 def test_casq_under_both_conv_impls_is_one_function():
@@ -80,17 +103,30 @@ def test_casq_under_both_conv_impls_is_one_function():
   variables = jax.jit(fast.init)(rngs, photo)
   jax.tree.map(np.testing.assert_array_equal, variables,
                jax.jit(xla.init)(rngs, photo))
+  # In float64: the two implementations sum each convolution in other orders,
+  # and through a dozen layers (normalisations, attention's softmax, the
+  # quantizer's straight-through) float32's differences reached 1e-5 of a
+  # gradient. float64's unit roundoff is 2^29 ~ 5e8 times smaller, so the same
+  # amplification stays below 1e-9 of the largest value, and a different
+  # function would be off by far more.
+  with jax.enable_x64(True):
+    variables = jax.tree.map(
+        lambda v: v.astype(jnp.float64) if v.dtype == jnp.float32 else v,
+        variables)
+    photo = photo.astype(jnp.float64)
 
-  def loss(params, model):
-    logits, aux = model.apply({**variables, 'params': params}, photo)
-    return jnp.mean(jax.nn.sigmoid(logits)) + aux['vq_loss']
+    def loss(params, model):
+      logits, aux = model.apply({**variables, 'params': params}, photo)
+      return jnp.mean(jax.nn.sigmoid(logits)) + aux['vq_loss']
 
-  (la, ga), (lb, gb) = (
-      jax.jit(jax.value_and_grad(loss), static_argnums=1)(variables['params'], m)
-      for m in (fast, xla))
-  np.testing.assert_allclose(la, lb, rtol=1e-5)
-  jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5),
-               ga, gb)
+    (la, ga), (lb, gb) = (
+        jax.jit(jax.value_and_grad(loss), static_argnums=1)(variables['params'], m)
+        for m in (fast, xla))
+    assert la.dtype == jnp.float64
+    np.testing.assert_allclose(la, lb, rtol=1e-9)
+    largest = max(float(jnp.abs(g).max()) for g in jax.tree.leaves(gb))
+    jax.tree.map(lambda a, b: np.testing.assert_allclose(
+        a, b, rtol=0, atol=1e-9 * largest), ga, gb)
 
 
 def test_unknown_conv_impl_is_named():

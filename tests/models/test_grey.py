@@ -4,6 +4,7 @@ model through `config.model.grey_output`."""
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
+import numpy as np
 import pytest
 
 from f2s.models import GreyOutput, build_model, default_config
@@ -30,27 +31,36 @@ def test_grey_output_repeats_one_channel(name, variant, make_rngs):
 
 def test_grey_output_gradient_sums_the_channels(make_rngs):
   """The loss of the three repeated channels reaches the one drawn channel:
-  the gradient equals three times a one-channel target's."""
+  the gradient equals three times a one-channel target's.
+
+  In float64: the two gradients are the same sums taken in different orders
+  (XLA may sum the three channels before or after the dense layers' matmuls),
+  and in float32 their rounding differences, amplified through the network,
+  reached the sixth digit on an AMD CPU. Summing n <= 10^4 terms (the widest
+  layer) in float64 is exact to n 2^-53 ~ 1e-12 of the sum of magnitudes, so
+  1e-9 of the largest gradient leaves a thousandfold for that amplification
+  while a missing or doubled channel would be off by a third of it."""
   config = default_config('dae', 'paper')
   grey, single = dict(config), dict(config)
   grey['grey_output'] = True
   model3 = build_model(type(config)(grey), (16, 16, 3))
   model1 = build_model(type(config)(single), (16, 16, 1))
-  photo = jax.random.uniform(jax.random.key(0), (2, 16, 16, 3))
-  target = jax.random.uniform(jax.random.key(1), (2, 16, 16, 1))
-  params1 = model1.init(make_rngs(), photo)['params']
-  params3 = {'model': params1}
+  with jax.enable_x64(True):
+    photo = jax.random.uniform(jax.random.key(0), (2, 16, 16, 3), jnp.float64)
+    target = jax.random.uniform(jax.random.key(1), (2, 16, 16, 1), jnp.float64)
+    params1 = jax.tree.map(lambda p: p.astype(jnp.float64),
+                           model1.init(make_rngs(), photo)['params'])
+    params3 = {'model': params1}
 
-  def loss(model, params, t):
-    return jnp.sum((model.apply({'params': params}, photo)[0] - t) ** 2)
+    def loss(model, params, t):
+      return jnp.sum((model.apply({'params': params}, photo)[0] - t) ** 2)
 
-  g1 = jax.grad(lambda p: loss(model1, p, target))(params1)
-  g3 = jax.grad(lambda p: loss(model3, p, jnp.repeat(target, 3, -1)))(params3)
-  jax.tree.map(lambda a, b: assert_close(3 * a, b), g1, g3['model'])
-
-
-def assert_close(a, b):
-  assert jnp.allclose(a, b, rtol=1e-5, atol=1e-6)
+    g1 = jax.grad(lambda p: loss(model1, p, target))(params1)
+    g3 = jax.grad(lambda p: loss(model3, p, jnp.repeat(target, 3, -1)))(params3)
+    assert all(leaf.dtype == jnp.float64 for leaf in jax.tree.leaves(g3))
+    largest = max(float(jnp.abs(g).max()) for g in jax.tree.leaves(g1))
+    jax.tree.map(lambda a, b: np.testing.assert_allclose(
+        3 * a, b, rtol=0, atol=1e-9 * 3 * largest), g1, g3['model'])
 
 
 def test_grey_output_rejects_a_multichannel_model(make_rngs):
