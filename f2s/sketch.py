@@ -34,9 +34,12 @@ from f2s.data import preprocess
 # is read whatever its name).
 IMAGE_EXTENSIONS = ('.jpg', '.jpeg', '.jpe', '.jfif', '.png', '.webp', '.bmp')
 DEFAULT_OUT = 'sketches'
-# Photos from 200-megapixel phone cameras pass PIL's decompression-bomb limit
-# (~179 megapixels); JPEGs are decoded reduced anyway (align.Photo).
-MAX_IMAGE_PIXELS = 1 << 30
+# The largest image read (width x height, from its header, before decoding),
+# in megapixels: 200-megapixel phone photos pass; a 250-megapixel PNG decodes
+# to ~0.75 GB of RGB, while a 40000x40000 one (1.6 MB on disk) would take
+# 8 GB. --max-megapixels changes it; it replaces PIL's decompression-bomb
+# check, whose error names neither the limit nor how to raise it.
+MAX_MEGAPIXELS = 250.0
 
 
 class OutputError(ValueError):
@@ -140,14 +143,32 @@ def write_png(path: str, image: np.ndarray) -> None:
     raise OutputError(f'cannot write {path} ({e.strerror or e})') from None
 
 
+def check_size(path: str, max_megapixels: float) -> None:
+  """Raises align.ImageError for an image over `max_megapixels`, from its
+  header alone: before align.Photo, which for a PNG decodes the whole image
+  to look for EXIF after the pixels."""
+  try:
+    with Image.open(path) as image:
+      width, height = image.size
+  except (OSError, SyntaxError, ValueError, EOFError):
+    return  # not an image at all: align.Photo names the problem
+  if width * height > max_megapixels * 1e6:
+    raise align.ImageError(
+        f'{width}x{height} pixels ({width * height / 1e6:.0f} megapixels) is '
+        f'over the limit of {max_megapixels:g} megapixels; not decoded '
+        '(raise the limit with --max-megapixels=N)')
+
+
 def sketch_file(path: str, sketcher: Sketcher, out_dir: str, *,
                 align_faces: bool = True, side: bool = False,
-                protected: frozenset[str] = frozenset()) -> list[str]:
+                protected: frozenset[str] = frozenset(),
+                max_megapixels: float = MAX_MEGAPIXELS) -> list[str]:
   """Sketches every face of one photo (or the whole image); returns the
   files written. Raises align.ImageError or OutputError with the problem.
 
   `protected`: real paths never written over (the inputs).
   """
+  check_size(path, max_megapixels)
   photo = align.Photo(path)
   if align_faces:
     faces = align.find_faces(photo)
@@ -235,7 +256,16 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                       'input, without face detection')
   parser.add_argument('--side-by-side', action='store_true',
                       help='write aligned photo | sketch')
-  return parser.parse_args(argv)
+  parser.add_argument('--max-megapixels', type=float, default=MAX_MEGAPIXELS,
+                      metavar='N',
+                      help='skip (with an error line) images of more than N '
+                      'megapixels, checked before decoding (default: '
+                      f'{MAX_MEGAPIXELS:g}; decoding takes ~3 bytes a pixel)')
+  args = parser.parse_args(argv)
+  if args.max_megapixels <= 0:
+    parser.error(f'--max-megapixels={args.max_megapixels:g}: expected a '
+                 'positive number')
+  return args
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -244,7 +274,7 @@ def main(argv: list[str] | None = None) -> int:
   args = parse_args(argv)
   from absl import logging  # keep Orbax's INFO lines quiet
   logging.set_verbosity(logging.WARNING)
-  Image.MAX_IMAGE_PIXELS = MAX_IMAGE_PIXELS
+  Image.MAX_IMAGE_PIXELS = None  # check_size is the limit
   try:  # problems that no file would get past
     if not args.no_align:
       align.check_detector()
@@ -268,7 +298,8 @@ def main(argv: list[str] | None = None) -> int:
             f'{stem}.png); sketch it separately with another --out')
       written = sketch_file(path, sketcher, args.out,
                             align_faces=not args.no_align,
-                            side=args.side_by_side, protected=protected)
+                            side=args.side_by_side, protected=protected,
+                            max_megapixels=args.max_megapixels)
     except (align.ImageError, OutputError) as e:
       print(f'error: {path}: {e}', file=sys.stderr)
       failed += 1
