@@ -202,6 +202,8 @@ def load_run(workdir: str, step: int | None = None) -> tuple[TrainedModel, int]:
     # damaged checkpoints aside.
     state, step = checkpoints.restore_first(manager, abstract, None, order,
                                             move_damaged=False)
+  except ModelError:
+    raise
   except ValueError as e:  # none restores, or of another model's shapes
     raise ModelError(f'--workdir {workdir}: {e}') from None
   finally:
