@@ -23,6 +23,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
 from f2s import pretrained  # noqa: E402  (after the path set-up)
+from f2s.training import writers  # noqa: E402
 
 RUN_FILE = 'reproduce_run.json'  # experiments/reproduce.py's record of a run
 METRIC_KEYS = ('ssim', 'fsim', 'mse', 'psnr')
@@ -58,8 +59,8 @@ def test_scores(workdir: str, step: int) -> tuple[dict[str, float], str]:
   evaluations = []
   log = os.path.join(workdir, pretrained.METRICS_LOG)
   if os.path.exists(log):
-    with open(log) as f:
-      evaluations = [r for r in map(json.loads, f) if r.get('split') == 'eval']
+    evaluations = [r for _, r in writers.read_records(log)
+                   if r.get('split') == 'eval']
   if not evaluations:
     return {}, 'evaluations (none found)'
   chosen = next((r for r in reversed(evaluations) if r['step'] == step),
