@@ -1,9 +1,10 @@
 """Orbax checkpoints of the train state (and a grain iterator), with resume.
 
 Layout of a workdir: config.json (the run's config), checkpoints/<step>/
-{state[, data]}, `lock` (held by the one process working in it). `data`, the grain iterator's position, is saved only by runs
-that stream their training data; with device-resident data the position in
-the stream is the step itself. Orbax writes each step atomically (a temporary
+{state[, data]}, `lock` (held by the one process working in it). `data`, the
+grain iterator's position, is saved only by runs that stream their training
+data; with device-resident data the position in the stream is the step
+itself. Orbax writes each step atomically (a temporary
 directory renamed when complete), so a run killed at any moment, even during
 an asynchronous save, resumes from the last complete step. A checkpoint
 that cannot be read back (damaged files) is reported, moved aside as
@@ -37,6 +38,9 @@ CHECKPOINT_DIR = 'checkpoints'
 DATA_ITEM = 'data'
 STATE_ITEM = 'state'
 CORRUPT_SUFFIX = '.corrupt'
+# What Orbax and tensorstore raise for missing, truncated or garbled files;
+# other errors (e.g. XLA's out of memory while restoring) are no damage.
+DAMAGE_ERRORS = (ValueError, KeyError, OSError)
 # Settings that fix the shapes and meaning of the saved state: a workdir
 # holding a checkpoint made under different ones is refused.
 COMPATIBILITY_KEYS = ('model', 'data.protocol', 'data.pad_to',
@@ -406,7 +410,7 @@ def _damage(step_dir: str, state: TrainState, error: Exception) -> str:
       saved = ocp.StandardCheckpointHandler().metadata(
           epath.Path(step_dir) / STATE_ITEM)
     saved_shapes = _shapes(getattr(saved, 'tree', saved))
-  except Exception as e:  # noqa: BLE001 - unreadable metadata is damage
+  except DAMAGE_ERRORS as e:  # unreadable metadata
     return _reason(e)
   if saved_shapes != _shapes(state):
     raise ValueError(
@@ -438,8 +442,9 @@ def restore_first(manager: ocp.CheckpointManager, state: TrainState,
 
   Each checkpoint that cannot be restored is reported in one line on
   stderr (step, path, reason) and, with `move_damaged` (only process 0
-  moves), renamed aside by `move_aside`. Raises ValueError when none
-  restores, and for a checkpoint of other shapes (see `_damage`).
+  moves), renamed aside by `move_aside`. Raises NothingRestores when none
+  restores, and ValueError for a checkpoint of other shapes (see
+  `_damage`).
   """
   is_main = jax.process_index() == 0
   failed = []
@@ -449,7 +454,7 @@ def restore_first(manager: ocp.CheckpointManager, state: TrainState,
     try:
       with _held_back_stderr():
         return restore(manager, state, position, step), step
-    except Exception as e:  # noqa: BLE001 - any unreadable file: tell why
+    except DAMAGE_ERRORS as e:
       reason = _damage(step_dir, state, e)
       # The failed reads' futures are collected later, each logged by
       # asyncio as 'never retrieved': the line below reports them.
