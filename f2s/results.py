@@ -195,7 +195,8 @@ def contributions_markdown(result: dict[str, Any]) -> str:
 
 
 def _readme_pattern(table: str) -> tuple[re.Pattern, str, str]:
-  begin, end = f'<!-- results:{table}:begin -->', f'<!-- results:{table}:end -->'
+  begin = f'<!-- results:{table}:begin -->'
+  end = f'<!-- results:{table}:end -->'
   return re.compile(re.escape(begin) + '.*?' + re.escape(end), re.S), begin, end
 
 
@@ -249,7 +250,8 @@ def losses(new: dict[str, set[int]], held: dict[str, set[int]],
   for row in rows:
     now = new.get(row, set())
     gone = held.get(row, set()) - now
-    had = max([len(held.get(row, ()))] + [c.get(row, 0) for c in counts.values()])
+    had = max([len(held.get(row, ()))]
+              + [c.get(row, 0) for c in counts.values()])
     if gone or had > len(now):
       detail = f' (seeds {", ".join(map(str, sorted(gone)))})' if gone else ''
       lost.append(f'{row} {had} -> {len(now)} seeds{detail}')

@@ -300,9 +300,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
   Saves every checkpoint.every_steps and at the end, evaluates every
   eval.every_steps and at the end. A non-finite loss raises
   FloatingPointError before anything of that state is saved; Ctrl-C raises
-  Interrupted once the pending writes are done. The workdir
-  is locked for the run (`checkpoints.workdir_lock`): a second run on it is
-  refused before anything is written. A resume whose config differs from
+  Interrupted once the pending writes are done. The workdir is locked for
+  the run (`checkpoints.workdir_lock`): a second run on it is refused
+  before anything is written. A resume whose config differs from
   config.json in more than `checkpoints.RESUMABLE_CHANGES` is refused
   unless `allow_config_change`; the changes are then recorded with the step
   in config_changes.jsonl.

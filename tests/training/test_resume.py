@@ -56,9 +56,9 @@ def _steps(workdir):
 def _one_warning(err, step, workdir):
   lines = [l for l in err.splitlines() if l.startswith('warning: checkpoint')]
   assert len(lines) == 1, err
+  step_dir = os.path.join(workdir, 'checkpoints', str(step))
   assert lines[0].startswith(
-      f'warning: checkpoint {step} ({os.path.join(workdir, "checkpoints", str(step))}) '
-      'cannot be restored (')
+      f'warning: checkpoint {step} ({step_dir}) cannot be restored (')
   assert 'Traceback' not in err and 'Event loop is closed' not in err
   return lines[0]
 

@@ -44,8 +44,9 @@ def test_a_running_holder_refuses_f2s_main_and_kill_9_frees_it(tmp_path):
          f'--workdir={workdir}'], cwd=ROOT, env=env, capture_output=True,
         text=True, timeout=120)
     assert result.returncode == 1
-    line = f'error: --workdir={workdir} is in use by another run (pid {holder.pid}'
-    assert result.stderr.strip().splitlines()[-1].startswith(line)
+    line = result.stderr.strip().splitlines()[-1]
+    assert line.startswith(f'error: --workdir={workdir} is in use by another '
+                           f'run (pid {holder.pid}, holding ')
     assert os.listdir(workdir) == [checkpoints.LOCK_FILE]  # nothing written
     holder.send_signal(signal.SIGKILL)
     holder.wait()
