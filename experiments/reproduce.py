@@ -21,7 +21,8 @@ give a row fewer seeds than experiments/results/<table>.json, its .md or the
 README's table hold (a missing run folder, a smaller --seeds) stops before
 anything is written, naming what it would lose; `--replace` writes it anyway.
 A killed reproduce.py (SIGTERM, kill -9) takes its running `f2s.main` child
-with it (Linux: the child's parent-death signal).
+with it (Linux: the child's parent-death signal); on Ctrl-C the child
+finishes its writes first and both exit 130.
 """
 import argparse
 import ctypes
@@ -76,12 +77,25 @@ def _dies_with_parent() -> Callable[[], None] | None:
   return preexec
 
 
+EXIT_INTERRUPTED = 130  # 128 + SIGINT, as f2s.main exits on Ctrl-C
+
+
 def _run(argv: list[str]) -> None:
   print('$ ' + ' '.join(argv), flush=True)
-  result = subprocess.run([sys.executable, *argv[1:]], cwd=ROOT,
-                          preexec_fn=_dies_with_parent())
-  if result.returncode:
-    sys.exit(f'error: the command above failed (exit {result.returncode})')
+  child = subprocess.Popen([sys.executable, *argv[1:]], cwd=ROOT,
+                           preexec_fn=_dies_with_parent())
+  try:
+    code = child.wait()
+  except KeyboardInterrupt:
+    # The child got the same Ctrl-C: it waits for its writes and says
+    # where it stopped (subprocess.run would kill it after 0.25 s).
+    code = child.wait()
+  if code == EXIT_INTERRUPTED:
+    print('reproduce.py: interrupted; run the same command to resume',
+          file=sys.stderr)
+    sys.exit(EXIT_INTERRUPTED)
+  if code:
+    sys.exit(f'error: the command above failed (exit {code})')
 
 
 def _printable(argv: list[str]) -> str:

@@ -131,22 +131,53 @@ def test_complete_runs_and_replace_write_the_tables(checkout):
   assert '| dae_conv | f2s | 1 | 0.5000 |' in (root / 'README.md').read_text()
 
 
-def test_kill_9_of_reproduce_stops_its_child(tmp_path):
-  pid_file = tmp_path / 'child.pid'
-  child = (f'import os, time; open({str(pid_file)!r}, "w").write('
-           'str(os.getpid())); time.sleep(60)')
-  parent = subprocess.Popen([sys.executable, '-c', (
-      'import importlib.util, sys\n'
+def _start_run(child: str, **popen) -> subprocess.Popen:
+  """A process in which reproduce.py's _run runs `python -c child`, Ctrl-C
+  handled as in a terminal (whatever this process ignores)."""
+  return subprocess.Popen([sys.executable, '-c', (
+      'import importlib.util, signal, sys\n'
+      'signal.signal(signal.SIGINT, signal.default_int_handler)\n'
       f'spec = importlib.util.spec_from_file_location("r", '
       f'{os.path.join(ROOT, "experiments", "reproduce.py")!r})\n'
       'r = importlib.util.module_from_spec(spec); spec.loader.exec_module(r)\n'
-      f'r._run(["python", "-c", {child!r}])\n')],
-      stdout=subprocess.DEVNULL)
+      f'r._run(["python", "-c", {child!r}])\n')], **popen)
+
+
+def _wait_for_pid(pid_file, parent) -> int:
   deadline = time.time() + 30
   while not (pid_file.exists() and pid_file.read_text()):
     assert time.time() < deadline and parent.poll() is None
     time.sleep(0.05)
-  child_pid = int(pid_file.read_text())
+  return int(pid_file.read_text())
+
+
+def test_ctrl_c_lets_the_child_stop_and_says_so(tmp_path):
+  pid_file = tmp_path / 'child.pid'
+  # As f2s.main: on Ctrl-C, finish writing, then exit 130.
+  child = ('import os, signal, sys, time\n'
+           'def stop(*_):\n'
+           f'  time.sleep(0.5); open({str(pid_file)!r} + ".done", "w")\n'
+           '  sys.exit(130)\n'
+           'signal.signal(signal.SIGINT, stop)\n'
+           f'open({str(pid_file)!r}, "w").write(str(os.getpid()))\n'
+           'time.sleep(60)\n')
+  parent = _start_run(child, start_new_session=True, stdout=subprocess.PIPE,
+                      stderr=subprocess.PIPE, text=True)
+  _wait_for_pid(pid_file, parent)
+  os.killpg(parent.pid, signal.SIGINT)  # a terminal's Ctrl-C: the group
+  _, err = parent.communicate(timeout=30)
+  assert parent.returncode == 130
+  assert err.strip() == ('reproduce.py: interrupted; run the same command to '
+                         'resume')
+  assert os.path.exists(str(pid_file) + '.done')  # not killed mid-write
+
+
+def test_kill_9_of_reproduce_stops_its_child(tmp_path):
+  pid_file = tmp_path / 'child.pid'
+  child = (f'import os, time; open({str(pid_file)!r}, "w").write('
+           'str(os.getpid())); time.sleep(60)')
+  parent = _start_run(child, stdout=subprocess.DEVNULL)
+  child_pid = _wait_for_pid(pid_file, parent)
   parent.send_signal(signal.SIGKILL)
   parent.wait()
   deadline = time.time() + 10
