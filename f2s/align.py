@@ -66,6 +66,15 @@ REFINE_TOLERANCE = 0.5
 # jitter is ~1-2 pixels.
 REFINE_STEPS = 3
 REFINE_DONE = 1.0
+# A detection without an upright, frontal face's proportions is no face (a
+# sideways photo without EXIF gave eyes 11 px apart in a 67 px box, score
+# 0.84). Measured with this detector on the 188 CUHK and 85 CUFSF photos
+# (upright, frontal): eye distance / box width 0.41-0.52, and the mouth's
+# distance below the eye line / eye distance 0.85-1.17. Each range is widened
+# by a fifth of its span on both sides. skimage's astronaut turned by 90, 180
+# and 270 degrees gave detections at 0.16, 0.37 and 0.30 of the box width.
+EYES_PER_BOX_WIDTH = (0.39, 0.54)
+MOUTH_PER_EYE_DISTANCE = (0.78, 1.24)
 
 
 class ImageError(ValueError):
@@ -140,8 +149,26 @@ def detect(rgb: np.ndarray, min_score: float = MIN_SCORE) -> list[Face]:
   faces = [
       # Landmarks are integer pixel indices: +0.5 for their centres.
       Face(r[1:5], r[5:9].reshape(2, 2) + 0.5, r[0] / 100)
-      for r in results if r[0] > 100 * min_score]
+      for r in results if r[0] > 100 * min_score and _upright_frontal(r)]
   return sorted(faces, key=lambda f: -f.box[2] * f.box[3])
+
+
+def _upright_frontal(result: np.ndarray) -> bool:
+  """Whether a detector result (score, box, five landmarks) has the
+  proportions of an upright frontal face (EYES_PER_BOX_WIDTH and
+  MOUTH_PER_EYE_DISTANCE)."""
+  left, right, mouth_left, mouth_right = (result[5:7], result[7:9],
+                                          result[11:13], result[13:15])
+  eye_line = right - left
+  distance = float(np.linalg.norm(eye_line))
+  if distance == 0 or result[3] <= 0:
+    return False
+  down = np.array([-eye_line[1], eye_line[0]]) / distance
+  mouth = float(((mouth_left + mouth_right) / 2 - (left + right) / 2) @ down)
+  return bool(
+      EYES_PER_BOX_WIDTH[0] <= distance / result[3] <= EYES_PER_BOX_WIDTH[1]
+      and MOUTH_PER_EYE_DISTANCE[0] <= mouth / distance
+      <= MOUTH_PER_EYE_DISTANCE[1])
 
 
 # --- Similarity transforms: (2, 3) matrices [A | t], p -> A p + t ----------

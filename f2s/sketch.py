@@ -174,7 +174,8 @@ def sketch_file(path: str, sketcher: Sketcher, out_dir: str, *,
     faces = align.find_faces(photo)
     if not faces:
       raise align.ImageError(
-          'no face found (use --no-align to sketch the whole image)')
+          'no upright, frontal face found (turn the photo upright, or use '
+          '--no-align to sketch the whole image)')
     crops = np.stack([face.pixels for face in align.align(photo, faces)])
   else:
     crops = whole_image_crop(photo, sketcher)[None]

@@ -147,7 +147,7 @@ def test_bad_inputs_get_one_line_each_and_the_rest_is_processed(
   bad = {str(tmp_path / 'notes.jpg'): 'not an image',
          str(tmp_path / 'cut.jpg'): 'unreadable image',
          str(tmp_path / 'missing.jpg'): 'no such file',
-         str(tmp_path / 'wall.png'): 'no face found (use --no-align',
+         str(tmp_path / 'wall.png'): 'no upright, frontal face found (turn the',
          str(tmp_path / 'empty'): 'no image files'}
   out = tmp_path / 'out'
   code = sketch.main([*bad, good, '--model', casq_model, '--out', str(out)])
