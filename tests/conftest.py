@@ -10,6 +10,14 @@ tiny models and steps again, each in closures of their own, and XLA compiling
 them is most of the suite's time; the cache keys on the program, so a hit is
 the same executable. Subprocesses (the command-line tests) share it through
 the environment.
+
+In process, XLA:CPU compiles without LLVM's optimisations
+(`--xla_backend_optimization_level=0`): the tests' models are tiny, so
+compiling is most of their time and running them little (measured: a tiny
+GAN run's compilation 32 s -> 14.5 s). The programs are the same HLO;
+float results may differ from an optimised build's in the last digits, which
+is what the tolerances below allow for. The command-line tests' subprocesses
+drop XLA_FLAGS and so also exercise the default, optimised compilation.
 """
 import os
 import shutil
@@ -22,11 +30,18 @@ import pytest
 
 from f2s import config_lib
 
+# Read when the backend starts, after this module is imported.
+_NO_LLVM_OPT = '--xla_backend_optimization_level=0'
+if _NO_LLVM_OPT not in os.environ.get('XLA_FLAGS', ''):
+  os.environ['XLA_FLAGS'] = ' '.join(filter(None, [
+      os.environ.get('XLA_FLAGS'), _NO_LLVM_OPT]))
 jax.config.update('jax_num_cpu_devices', 2)
 _CACHE_DIR = pytest.StashKey[str]()
 
 
 def pytest_configure(config):
+  if hasattr(config, 'workerinput'):  # a pytest-xdist worker: the
+    return                            # controller's cache, via the environment
   cache = tempfile.mkdtemp(prefix='f2s-test-xla-cache-')
   config.stash[_CACHE_DIR] = cache
   settings = {'jax_compilation_cache_dir': cache,
@@ -38,7 +53,8 @@ def pytest_configure(config):
 
 
 def pytest_unconfigure(config):
-  shutil.rmtree(config.stash[_CACHE_DIR], ignore_errors=True)
+  if _CACHE_DIR in config.stash:
+    shutil.rmtree(config.stash[_CACHE_DIR], ignore_errors=True)
 
 
 CONFIGS = os.path.join(os.path.dirname(os.path.dirname(

@@ -7,6 +7,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from f2s import config_lib
 from f2s.models import GreyOutput, build_model, default_config
 
 
@@ -14,7 +15,7 @@ from f2s.models import GreyOutput, build_model, default_config
                                           ('casq', 'gan')])
 def test_grey_output_repeats_one_channel(name, variant, make_rngs):
   config = default_config(name, variant)
-  config.grey_output = True
+  config.update(config_lib.TINY_MODELS[(name, variant)], grey_output=True)
   model = build_model(config, (32, 32, 3))
   assert isinstance(model, GreyOutput) and model.model.out_shape == (32, 32, 1)
   photo = jax.random.uniform(jax.random.key(3), (2, 32, 32, 3))
