@@ -64,17 +64,18 @@ class CASQ(nn.Module):
     if self.attention:
       h = SelfAttention(name='attention')(h)
     z = nn.Conv(self.embedding_dim, (1, 1), name='pre_vq')(h)
-    # The quantizer in float32 whatever the compute dtype: code distances and
-    # EMA statistics need its precision.
+    # The quantizer in at least float32 whatever the compute dtype: code
+    # distances and EMA statistics need its precision.
+    zq = z.astype(jnp.promote_types(z.dtype, jnp.float32))
     if self.quantizer == 'ema':
       vq = VectorQuantizerEMA(self.num_embeddings, self.embedding_dim, self.commitment_cost,
                               self.decay, self.epsilon, self.dead_code_steps,
-                              self.axis_name, name='vq')(z.astype(jnp.float32), train=train)
+                              self.axis_name, name='vq')(zq, train=train)
     elif self.quantizer == 'none':
       vq = None
     elif self.quantizer == 'plain':
       vq = VectorQuantizer(self.num_embeddings, self.embedding_dim, self.commitment_cost,
-                           name='vq')(z.astype(jnp.float32), train=train)
+                           name='vq')(zq, train=train)
     else:
       raise ValueError(f'CASQ: unknown quantizer {self.quantizer!r}; expected one of '
                        f'{QUANTIZERS}.')

@@ -64,8 +64,10 @@ def _model_loss(model: nn.Module, params, model_state, batch: Batch,
   else:
     logits, aux = model.apply(variables, photo, train=True, rngs=rngs)
     new_model_state = model_state
-  logits = logits.astype(jnp.float32)
-  aux = {k: v.astype(jnp.float32) for k, v in aux.items()}
+  # At least float32 (a float64 run, as the data-parallel tests', stays so).
+  logits = logits.astype(jnp.promote_types(logits.dtype, jnp.float32))
+  aux = {k: v.astype(jnp.promote_types(v.dtype, jnp.float32))
+         for k, v in aux.items()}
   loss, metrics = losses.total_loss(
       logits, aux, batch['sketch'], terms=terms, kl_weight=kl_weight,
       value_range=value_range)

@@ -67,8 +67,16 @@ def test_data_parallel_matches_single_device_and_pmap(
       model, tx, terms={'bce': 1.0, 'ssim': 0.5}, kl_weight=0.0,
       value_range='unit')
 
+  # Host copies (the step donates the state's buffers), made in float32 and
+  # cast: initialised under float64 the layers would draw float64 weights.
+  initial = jax.device_get(
+      state_lib.create_train_state(model, tx, (1, 16, 16, 3), seed=3))
+
   def fresh():
-    return state_lib.create_train_state(model, tx, (1, 16, 16, 3), seed=3)
+    return _float64(initial)
+
+  def batch64(seed, size):
+    return _float64(fake_batch(seed, size))
 
   def run_mesh(devices, steps=3):
     mesh = parallel.make_mesh(devices)
@@ -76,7 +84,7 @@ def test_data_parallel_matches_single_device_and_pmap(
     state = parallel.replicate(fresh(), mesh)
     for i in range(steps):
       state, metrics = fn(state, parallel.global_batch(
-          fake_batch(i, 8), mesh, KEYS))
+          batch64(i, 8), mesh, KEYS))
     return jax.device_get(state), jax.device_get(metrics)
 
   def run_pmap(steps=3):
@@ -84,7 +92,7 @@ def test_data_parallel_matches_single_device_and_pmap(
     state = jax.tree.map(lambda x: np.stack([x, x]), jax.device_get(fresh()))
     for i in range(steps):
       batch = {k: v.reshape(2, 4, *v.shape[1:])
-               for k, v in fake_batch(i, 8).items()}
+               for k, v in batch64(i, 8).items()}
       state, metrics = fn(state, batch)
     state = jax.device_get(state)
     for leaf in jax.tree.leaves(state):  # replicas must agree
@@ -93,20 +101,36 @@ def test_data_parallel_matches_single_device_and_pmap(
             jax.tree.map(lambda x: x[0], jax.device_get(metrics)))
 
   assert jax.device_count() == 2
-  single, m1 = run_mesh(jax.devices()[:1])
-  dual, m2 = run_mesh(jax.devices())
-  pmapped, m3 = run_pmap()
-  start = jax.device_get(fresh())
+  # In float64 (states and batches cast; the step and the quantizer follow
+  # their dtype): one and two devices sum the gradients and EMA statistics in
+  # other orders, and Adam scales a near-zero gradient's rounding noise up
+  # towards the learning rate (in float32 up to ~1e-5 here). float64's unit
+  # roundoff is 2^29 ~ 5e8 times smaller, so the same growth stays far below
+  # 1e-9, while a wrong gradient average or an unsynchronised statistic moves
+  # the state by more than 1e-3.
+  with jax.enable_x64(True):
+    single, m1 = run_mesh(jax.devices()[:1])
+    dual, m2 = run_mesh(jax.devices())
+    pmapped, m3 = run_pmap()
+  start = fresh()
+  assert all(leaf.dtype != np.float32 for leaf in jax.tree.leaves(single))
   assert _max_diff(single.params, start.params) > 1e-3, 'params did not move'
   assert _max_diff(single.model_state, start.model_state) > 1e-3, (
       'EMA state did not move')
-  assert _max_diff(single, dual) < 1e-5
-  assert _max_diff(single, pmapped) < 1e-5
+  assert _max_diff(single, dual) < 1e-9
+  assert _max_diff(single, pmapped) < 1e-9
   # perplexity / code_usage describe each replica's own batch (by contract),
   # so only the losses and gradient norm must agree.
   m1, m2, m3 = ({k: v for k, v in m.items()
                  if k.endswith('loss') or k == 'grad_norm'} for m in (m1, m2, m3))
-  assert max(_max_diff(m1, m2), _max_diff(m1, m3)) < 1e-5
+  assert max(_max_diff(m1, m2), _max_diff(m1, m3)) < 1e-9
+
+
+def _float64(tree):
+  """`tree` with its float32 leaves as float64 (keys and counters kept)."""
+  return jax.tree.map(
+      lambda x: np.asarray(x, np.float64) if np.asarray(x).dtype == np.float32
+      else x, tree)
 
 
 FEATURE_MATCHING = 0.5
