@@ -148,7 +148,7 @@ def detect(rgb: np.ndarray, min_score: float = MIN_SCORE) -> list[Face]:
                           offset=4).reshape(count, 16).astype(np.float64)
   faces = [
       # Landmarks are integer pixel indices: +0.5 for their centres.
-      Face(r[1:5], r[5:9].reshape(2, 2) + 0.5, r[0] / 100)
+      Face(r[1:5], r[5:9].reshape(2, 2) + 0.5, float(r[0]) / 100)
       for r in results if r[0] > 100 * min_score and _upright_frontal(r)]
   return sorted(faces, key=lambda f: -f.box[2] * f.box[3])
 
