@@ -130,8 +130,13 @@ def _train(devices: int, steps: int = 3):
       num_steps=steps, b1=0.9, b2=0.999, weight_decay=0.0,
       grad_clip_norm=1.0)))
   spec = _spec(augment=True)
-  state = parallel.replicate(state_lib.create_train_state(
-      model, tx, (1, 200, 200, 3), seed=0), mesh)
+  # Made in float32, then cast: float64 parameters make the step compute in
+  # float64 on the (float32, exactly equal) batches.
+  state = jax.tree.map(
+      lambda x: np.asarray(x, np.float64) if x.dtype == np.float32 else x,
+      jax.device_get(state_lib.create_train_state(
+          model, tx, (1, 200, 200, 3), seed=0)))
+  state = parallel.replicate(state, mesh)
   per_device = step_lib.make_train_step(
       model, tx, terms={'bce': 1.0}, kl_weight=0.0, value_range='unit')
   fn = parallel.data_parallel(device_data.with_device_batch(
@@ -144,11 +149,19 @@ def _train(devices: int, steps: int = 3):
 
 
 def test_training_on_one_and_two_devices_agrees():
-  (one, m1), (two, m2) = _train(1), _train(2)
+  """In float64: one and two devices sum the weight gradient's 160,000
+  products per step in other orders, and Adam scales such rounding noise up
+  towards the learning rate; in float32 that is ~1e-6 here and could pass
+  1e-5 on another CPU. float64's unit roundoff is 2^29 ~ 5e8 times smaller,
+  so the same growth stays far below 1e-9, while two devices that trained on
+  other batches or other augmentations would differ by more than 1e-3."""
+  with jax.enable_x64(True):
+    (one, m1), (two, m2) = _train(1), _train(2)
   assert int(one.step) == int(two.step) == 3
+  assert one.params['Conv_0']['kernel'].dtype == np.float64
   for a, b in zip(jax.tree.leaves(one), jax.tree.leaves(two)):
-    np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
-  np.testing.assert_allclose(m1['loss'], m2['loss'], rtol=1e-5)
+    np.testing.assert_allclose(a, b, rtol=0, atol=1e-9)
+  np.testing.assert_allclose(m1['loss'], m2['loss'], rtol=0, atol=1e-9)
 
 
 def test_mode_chooses_by_size_and_rejects_unknown_modes():
