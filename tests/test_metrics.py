@@ -100,14 +100,24 @@ def test_identities(random_pairs):
       rtol=1e-5)
 
 
+# Batched and per-image scores are the same sums over an image's pixels taken
+# in orders that XLA picks per shape. They are compared in float64 (the
+# metrics follow their inputs' dtype): 2^-53 rounding over the ~4000 pixels
+# an image has stays below 1e-12 of values of order 1 (4000 * 2^-53 ~ 5e-13),
+# while scoring the wrong image or across images is off by more than 1e-3.
+FLOAT64_REORDER_ATOL = 1e-12
+
+
 def test_batched_equals_per_image_and_jit(random_pairs):
-  a, b = random_pairs
-  for fn in (lambda x, y: metrics.ssim(x, y, data_range=1.0), metrics.mse,
-             lambda x, y: metrics.psnr(x, y, data_range=1.0)):
-    batched = np.asarray(jax.jit(fn)(a, b))
-    single = np.array([fn(x, y) for x, y in zip(a, b)])
-    assert batched.shape == (3,)
-    np.testing.assert_allclose(batched, single, rtol=1e-6, atol=1e-7)
+  with jax.enable_x64(True):
+    a, b = (x.astype(np.float64) for x in random_pairs)
+    for fn in (lambda x, y: metrics.ssim(x, y, data_range=1.0), metrics.mse,
+               lambda x, y: metrics.psnr(x, y, data_range=1.0)):
+      batched = np.asarray(jax.jit(fn)(a, b))
+      single = np.array([fn(x, y) for x, y in zip(a, b)])
+      assert batched.shape == (3,) and batched.dtype == np.float64
+      np.testing.assert_allclose(batched, single, rtol=0,
+                                 atol=FLOAT64_REORDER_ATOL)
 
 
 @pytest.mark.parametrize('fn', [
@@ -233,12 +243,15 @@ def test_fsim_identities(fsim_cases):
 
 
 def test_fsim_batched_equals_per_image(fsim_cases):
-  a, b, _ = fsim_cases['random_2x64x48x3']
-  batched = np.asarray(_fsim_jit(a[:, None], b[:, None], data_range=1.0))
-  assert batched.shape == (2, 1)
-  single = [_fsim_jit(x, y, data_range=1.0) for x, y in zip(a, b)]
-  assert single[0].shape == ()
-  np.testing.assert_allclose(batched[:, 0], single, atol=1e-6, rtol=0)
+  with jax.enable_x64(True):  # see FLOAT64_REORDER_ATOL
+    a, b = (x.astype(np.float64) for x in fsim_cases['random_2x64x48x3'][:2])
+    fsim = jax.jit(metrics.fsim, static_argnames='data_range')
+    batched = np.asarray(fsim(a[:, None], b[:, None], data_range=1.0))
+    assert batched.shape == (2, 1) and batched.dtype == np.float64
+    single = [fsim(x, y, data_range=1.0) for x, y in zip(a, b)]
+    assert single[0].shape == ()
+    np.testing.assert_allclose(batched[:, 0], single, rtol=0,
+                               atol=FLOAT64_REORDER_ATOL)
 
 
 def test_fsim_gradient_is_finite_and_ascends(fsim_cases):
