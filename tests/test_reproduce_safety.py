@@ -48,25 +48,19 @@ def _committed(root):
   return {n: (root / n).read_text() for n in names}
 
 
-def _fake_runs(root, seeds, skip=()):
-  """Trained and scored runs of every ablation row as reproduce.py leaves
-  them, except the (row, seed) pairs in `skip`."""
-  for row in tables.TABLES[TABLE]:
-    for seed in seeds:
-      if (row.name, seed) in skip:
-        continue
-      directory = results.run_dir(str(root / 'runs' / 'reproduce'), row, seed,
-                                  None)
-      step = row.overrides['train.num_steps']
-      os.makedirs(os.path.join(directory, 'predictions', str(step)))
-      results.write_json(os.path.join(directory, results.RUN_FILE), {
-          'command': ' '.join(row.command(seed, directory)), 'wall_s': 1.0,
-          'device': 'CPU: test', 'jax': 'test', 'finished': True})
-      results.write_json(os.path.join(directory, 'config.json'),
-                         {'seed': seed, 'train': {'global_batch_size': 8}})
-      results.write_json(
-          os.path.join(directory, 'predictions', str(step), 'metrics.json'),
-          {'step': step, 'ssim': 0.5, 'fsim': 0.6, 'mse': 0.03, 'psnr': 15.0})
+@pytest.fixture
+def fake_runs(fake_run):
+  """`fake_runs(root, seeds, skip=())`: trained and scored runs of every
+  ablation row as reproduce.py leaves them under root/runs/reproduce, except
+  the (row, seed) pairs in `skip`."""
+
+  def write(root, seeds, skip=()):
+    for row in tables.TABLES[TABLE]:
+      for seed in seeds:
+        if (row.name, seed) not in skip:
+          fake_run(str(root / 'runs' / 'reproduce'), TABLE, row.name, seed)
+
+  return write
 
 
 def _refused(reproduce, *args):
@@ -85,29 +79,30 @@ def test_collect_without_runs_changes_nothing(checkout):
   assert _committed(root) == before
 
 
-def test_fewer_seeds_are_refused_before_anything_runs(checkout):
+def test_fewer_seeds_are_refused_before_anything_runs(checkout, fake_runs):
   reproduce, root = checkout
   before = _committed(root)
-  _fake_runs(root, range(3))
+  fake_runs(root, range(3))
   message = _refused(reproduce, '--collect', '--seeds=1')
   assert 'collecting --seeds=1' in message
   assert 'dae_conv 3 -> 1 seeds (seeds 1, 2)' in message
   assert _committed(root) == before
 
 
-def test_one_missing_run_is_named(checkout):
+def test_one_missing_run_is_named(checkout, fake_runs):
   reproduce, root = checkout
   before = _committed(root)
-  _fake_runs(root, range(3), skip={('dae_conv', 2)})
+  fake_runs(root, range(3), skip={('dae_conv', 2)})
   message = _refused(reproduce, '--collect')
   assert 'dae_conv 3 -> 2 seeds (seeds 2)' in message
   assert 'casq_paper ' not in message
   assert _committed(root) == before
 
 
-def test_a_readme_table_with_more_seeds_than_the_json_is_kept(checkout):
+def test_a_readme_table_with_more_seeds_than_the_json_is_kept(checkout,
+                                                              fake_runs):
   reproduce, root = checkout
-  _fake_runs(root, range(3))
+  fake_runs(root, range(3))
   # The JSON lost a row's runs, the README still shows them.
   path = root / 'experiments' / 'results' / f'{TABLE}.json'
   table = results.read_json(str(path))
@@ -118,9 +113,9 @@ def test_a_readme_table_with_more_seeds_than_the_json_is_kept(checkout):
   assert f'{tables.TABLES[TABLE][0].name} 3 -> 0 seeds' in message
 
 
-def test_complete_runs_and_replace_write_the_tables(checkout):
+def test_complete_runs_and_replace_write_the_tables(checkout, fake_runs):
   reproduce, root = checkout
-  _fake_runs(root, range(3))
+  fake_runs(root, range(3))
   reproduce.main([f'--table={TABLE}', '--collect'])
   written = results.read_json(
       str(root / 'experiments' / 'results' / f'{TABLE}.json'))

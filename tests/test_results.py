@@ -13,26 +13,13 @@ from f2s import results, tables
 ROOT = os.path.join(os.path.dirname(__file__), '..')
 
 
-def _fake_run(root, row_name, seed, ssim, table='ablation', finished=True):
-  row = tables.find_row(table, row_name)
-  directory = results.run_dir(str(root), row, seed, None)
-  os.makedirs(os.path.join(directory, 'predictions', '300'))
-  results.write_json(os.path.join(directory, results.RUN_FILE), {
-      'command': ' '.join(row.command(seed, directory)), 'wall_s': 12.0,
-      'device': 'CPU: test', 'jax': '0.10.2', 'finished': finished})
-  results.write_json(os.path.join(directory, 'config.json'),
-                     {'seed': seed, 'train': {'global_batch_size': 8}})
-  results.write_json(
-      os.path.join(directory, 'predictions', '300', 'metrics.json'),
-      {'step': 300, 'ssim': ssim, 'fsim': ssim + 0.1, 'mse': 1 - ssim,
-       'psnr': 10.0})
-
-
-def test_collect_averages_seeds_and_names_missing_rows(tmp_path):
+def test_collect_averages_seeds_and_names_missing_rows(tmp_path, fake_run):
+  root = str(tmp_path)
   for seed, ssim in enumerate((0.5, 0.6, 0.7)):
-    _fake_run(tmp_path, 'casq_paper', seed, ssim)
-  _fake_run(tmp_path, 'casq_paper_no_attention', 0, 0.45)
-  _fake_run(tmp_path, 'casq_paper_no_attention', 1, 0.5, finished=False)
+    fake_run(root, 'ablation', 'casq_paper', seed, ssim)
+  fake_run(root, 'ablation', 'casq_paper_no_attention', 0, 0.45)
+  fake_run(root, 'ablation', 'casq_paper_no_attention', 1, 0.5,
+           finished=False)
   result = results.collect_table('ablation', str(tmp_path), 3, None,
                                  cpu_only=True)
   rows = {r['row']: r for r in result['rows']}
