@@ -24,11 +24,12 @@ import shutil
 import tempfile
 
 import jax
+import jax.numpy as jnp
 import ml_collections
 import numpy as np
 import pytest
 
-from f2s import config_lib
+from f2s import config_lib, results, tables
 
 # Read when the backend starts, after this module is imported.
 _NO_LLVM_OPT = '--xla_backend_optimization_level=0'
@@ -101,3 +102,47 @@ def assert_sums_close():
   accumulated in different orders, s (broadcastable) bounding each sum's
   sum of |terms|."""
   return _assert_sums_close
+
+
+def _fake_run(runs_root: str, table: str, row_name: str, seed: int,
+              ssim: float = 0.5, finished: bool = True) -> None:
+  """Writes a trained and scored run of `row_name` as reproduce.py leaves it
+  under `runs_root`: its record, config.json and the final step's
+  predictions/<step>/metrics.json (FSIM ssim + 0.1, MSE 1 - ssim)."""
+  row = tables.find_row(table, row_name)
+  directory = results.run_dir(runs_root, row, seed, None)
+  step = row.overrides['train.num_steps']
+  os.makedirs(os.path.join(directory, 'predictions', str(step)))
+  results.write_json(os.path.join(directory, results.RUN_FILE), {
+      'command': ' '.join(row.command(seed, directory)), 'wall_s': 12.0,
+      'device': 'CPU: test', 'jax': '0.10.2', 'finished': finished})
+  results.write_json(os.path.join(directory, 'config.json'),
+                     {'seed': seed, 'train': {'global_batch_size': 8}})
+  results.write_json(
+      os.path.join(directory, 'predictions', str(step), 'metrics.json'),
+      {'step': step, 'ssim': ssim, 'fsim': ssim + 0.1, 'mse': 1 - ssim,
+       'psnr': 10.0})
+
+
+@pytest.fixture(scope='session')
+def fake_run():
+  """`fake_run(runs_root, table, row_name, seed, ssim=0.5, finished=True)`:
+  a finished run folder of a results-table row, without training."""
+  return _fake_run
+
+
+def _as_float64(tree):
+  """`tree` with its float32 leaves as float64 arrays (integer keys,
+  counters and steps kept), for comparing computations that reorder float32
+  sums in float64. Only under `jax.enable_x64(True)`."""
+  assert jax.config.jax_enable_x64, 'as_float64 needs jax.enable_x64(True)'
+  return jax.tree.map(
+      lambda x: jnp.asarray(x, jnp.float64) if x.dtype == np.float32 else x,
+      tree)
+
+
+@pytest.fixture(scope='session')
+def as_float64():
+  """`as_float64(tree)`, under `jax.enable_x64(True)`: its float32 leaves as
+  float64 arrays."""
+  return _as_float64

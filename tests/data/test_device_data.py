@@ -122,7 +122,7 @@ class _TinyNet(nn.Module):
     return nn.Conv(3, (3, 3))(photo), {}
 
 
-def _train(devices: int, steps: int = 3):
+def _train(as_float64, devices: int, steps: int = 3):
   mesh = _mesh(devices)
   model = _TinyNet()
   tx = state_lib.make_optimizer(ml_collections.ConfigDict(dict(
@@ -132,11 +132,9 @@ def _train(devices: int, steps: int = 3):
   spec = _spec(augment=True)
   # Made in float32, then cast: float64 parameters make the step compute in
   # float64 on the (float32, exactly equal) batches.
-  state = jax.tree.map(
-      lambda x: np.asarray(x, np.float64) if x.dtype == np.float32 else x,
-      jax.device_get(state_lib.create_train_state(
-          model, tx, (1, 200, 200, 3), seed=0)))
-  state = parallel.replicate(state, mesh)
+  state = parallel.replicate(as_float64(jax.device_get(
+      state_lib.create_train_state(model, tx, (1, 200, 200, 3), seed=0))),
+      mesh)
   per_device = step_lib.make_train_step(
       model, tx, terms={'bce': 1.0}, kl_weight=0.0, value_range='unit')
   fn = parallel.data_parallel(device_data.with_device_batch(
@@ -148,7 +146,7 @@ def _train(devices: int, steps: int = 3):
   return jax.device_get(state), jax.device_get(metrics)
 
 
-def test_training_on_one_and_two_devices_agrees():
+def test_training_on_one_and_two_devices_agrees(as_float64):
   """In float64: one and two devices sum the weight gradient's 160,000
   products per step in other orders, and Adam scales such rounding noise up
   towards the learning rate; in float32 that is ~1e-6 here and could pass
@@ -156,7 +154,7 @@ def test_training_on_one_and_two_devices_agrees():
   so the same growth stays far below 1e-9, while two devices that trained on
   other batches or other augmentations would differ by more than 1e-3."""
   with jax.enable_x64(True):
-    (one, m1), (two, m2) = _train(1), _train(2)
+    (one, m1), (two, m2) = _train(as_float64, 1), _train(as_float64, 2)
   assert int(one.step) == int(two.step) == 3
   assert one.params['Conv_0']['kernel'].dtype == np.float64
   for a, b in zip(jax.tree.leaves(one), jax.tree.leaves(two)):

@@ -87,7 +87,7 @@ def test_upsampling_xla_conv_is_nn_conv_of_upsampled_input(assert_sums_close):
                     abs_sum=ref.apply(_abs(params), upsample2(jnp.abs(x))))
 
 
-def test_casq_under_both_conv_impls_is_one_function():
+def test_casq_under_both_conv_impls_is_one_function(as_float64):
   """A checkpoint of either implementation loads into the other and gives
   the same outputs and gradients (the residual variant: every conv kind)."""
   def build(impl):
@@ -110,10 +110,7 @@ def test_casq_under_both_conv_impls_is_one_function():
   # amplification stays below 1e-9 of the largest value, and a different
   # function would be off by far more.
   with jax.enable_x64(True):
-    variables = jax.tree.map(
-        lambda v: v.astype(jnp.float64) if v.dtype == jnp.float32 else v,
-        variables)
-    photo = photo.astype(jnp.float64)
+    variables, photo = as_float64((variables, photo))
 
     def loss(params, model):
       logits, aux = model.apply({**variables, 'params': params}, photo)

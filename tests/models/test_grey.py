@@ -30,7 +30,7 @@ def test_grey_output_repeats_one_channel(name, variant, make_rngs):
   assert all(h.shape[-1] == 1 for h in heads)
 
 
-def test_grey_output_gradient_sums_the_channels(make_rngs):
+def test_grey_output_gradient_sums_the_channels(make_rngs, as_float64):
   """The loss of the three repeated channels reaches the one drawn channel:
   the gradient equals three times a one-channel target's.
 
@@ -49,8 +49,7 @@ def test_grey_output_gradient_sums_the_channels(make_rngs):
   with jax.enable_x64(True):
     photo = jax.random.uniform(jax.random.key(0), (2, 16, 16, 3), jnp.float64)
     target = jax.random.uniform(jax.random.key(1), (2, 16, 16, 1), jnp.float64)
-    params1 = jax.tree.map(lambda p: p.astype(jnp.float64),
-                           model1.init(make_rngs(), photo)['params'])
+    params1 = as_float64(model1.init(make_rngs(), photo)['params'])
     params3 = {'model': params1}
 
     def loss(model, params, t):

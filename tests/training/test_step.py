@@ -52,7 +52,7 @@ def _max_diff(a, b):
 
 @pytest.mark.parametrize('name', ['stand-in', 'casq'])
 def test_data_parallel_matches_single_device_and_pmap(
-    name, stand_in, fake_batch, train_config, load_config):
+    name, stand_in, fake_batch, train_config, load_config, as_float64):
   """For the stand-in and the tiny CASQ (EMA quantizer with dead-code resets
   every step, so the shared 'codebook' key matters)."""
   if name == 'casq':
@@ -73,10 +73,10 @@ def test_data_parallel_matches_single_device_and_pmap(
       state_lib.create_train_state(model, tx, (1, 16, 16, 3), seed=3))
 
   def fresh():
-    return _float64(initial)
+    return as_float64(initial)
 
   def batch64(seed, size):
-    return _float64(fake_batch(seed, size))
+    return as_float64(fake_batch(seed, size))
 
   def run_mesh(devices, steps=3):
     mesh = parallel.make_mesh(devices)
@@ -112,7 +112,7 @@ def test_data_parallel_matches_single_device_and_pmap(
     single, m1 = run_mesh(jax.devices()[:1])
     dual, m2 = run_mesh(jax.devices())
     pmapped, m3 = run_pmap()
-  start = fresh()
+    start = jax.device_get(fresh())
   assert all(leaf.dtype != np.float32 for leaf in jax.tree.leaves(single))
   assert _max_diff(single.params, start.params) > 1e-3, 'params did not move'
   assert _max_diff(single.model_state, start.model_state) > 1e-3, (
@@ -124,13 +124,6 @@ def test_data_parallel_matches_single_device_and_pmap(
   m1, m2, m3 = ({k: v for k, v in m.items()
                  if k.endswith('loss') or k == 'grad_norm'} for m in (m1, m2, m3))
   assert max(_max_diff(m1, m2), _max_diff(m1, m3)) < 1e-9
-
-
-def _float64(tree):
-  """`tree` with its float32 leaves as float64 (keys and counters kept)."""
-  return jax.tree.map(
-      lambda x: np.asarray(x, np.float64) if np.asarray(x).dtype == np.float32
-      else x, tree)
 
 
 FEATURE_MATCHING = 0.5
