@@ -54,6 +54,13 @@ def get_config() -> ml_collections.ConfigDict:
   config.data.flip = True
   config.data.max_shift = 8
   config.data.max_scale = 0.05
+  # The photo's lighting and camera changed at training time (with augment;
+  # f2s.data.photometric): brightness shift, contrast and gamma spans, a
+  # one-sided shadow's depth, the chance of a grey photo, the largest blur
+  # sigma in pixels. All 0: off.
+  config.data.photometric = ml_collections.ConfigDict(
+      {'brightness': 0.0, 'contrast': 0.0, 'gamma': 0.0, 'shadow': 0.0,
+       'grey': 0.0, 'blur': 0.0})
   config.data.num_workers = 0
   # 'auto': a training split whose uint8 pixels fit in 1 GiB per device is
   # held on the devices and batched, augmented and preprocessed inside the
@@ -67,7 +74,11 @@ def get_config() -> ml_collections.ConfigDict:
   # Weights of the reconstruction terms; a 0 weight switches a term off.
   config.loss.terms = ml_collections.ConfigDict(
       {'bce': 1.0, 'l1': 0.0, 'l2': 0.0, 'ssim': 0.0, 'gradient': 0.0,
-       'fsim': 0.0})
+       'fsim': 0.0, 'perceptual': 0.0, 'style': 0.0})
+  # The perceptual/style terms' VGG16: its first `layers` taps (relu1_2,
+  # relu2_2, relu3_3, ...) on the images average-pooled by `downsample`.
+  config.loss.perceptual_layers = 3
+  config.loss.perceptual_downsample = 2
   config.loss.kl_weight = 1e-3
 
   config.train = ml_collections.ConfigDict()

@@ -29,7 +29,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
-from f2s.data import augment, preprocess
+from f2s.data import augment, photometric, preprocess
 from f2s.data.preprocess import DataSpec
 from f2s.training import parallel
 
@@ -40,6 +40,8 @@ MAX_BYTES_PER_DEVICE = 1 << 30
 RECORD_BYTES = int(np.prod(preprocess.RECORD_SHAPE)) * 4
 # Folded into the seed so the data stream is independent of the state's keys.
 _DATA_STREAM = 0x64617461
+# Folded into an example's augmentation key for its photometric draws.
+_PHOTOMETRIC = 0x70686f74
 
 Batch = dict[str, jax.Array]
 
@@ -154,10 +156,13 @@ def _from_uint8(x: jax.Array, value_range: str) -> jax.Array:
 
 
 def preprocess_pixels(pixels: jax.Array, spec: DataSpec,
-                      params: jax.Array | None = None) -> Batch:
+                      params: jax.Array | None = None,
+                      photometric_params: jax.Array | None = None) -> Batch:
   """`preprocess.preprocess_pixels` in JAX: uint8 (B, 250, 200, 4) -> batch.
 
   `params` (B, 4) as drawn by `augment.sample_params`; None: no augmentation.
+  `photometric_params` (B, photometric.NUM_PARAMS), with `params`: the
+  photo's `f2s.data.photometric` changes after the warp.
   """
   top, left, h, w = window = preprocess.output_window(spec)
   if params is None:
@@ -169,6 +174,9 @@ def preprocess_pixels(pixels: jax.Array, spec: DataSpec,
     # 4-channel array.
     photo = augment.warp(pixels[..., :3], params, window)
     sketch = augment.warp(pixels[..., 3:], params, window)
+    if photometric_params is not None:
+      photo = photometric.apply(photo, photometric_params, spec.photometric,
+                                jnp)
   photo = _from_uint8(photo, spec.value_range)
   sketch = _from_uint8(sketch, spec.value_range)
   if spec.protocol == 'casq':
@@ -206,12 +214,17 @@ def make_device_batch(spec: DataSpec, mesh: Mesh, global_batch_size: int
                                                  dtype=jnp.int32)
     index = record_indices(perm_key, step, positions, pixels.shape[0],
                            host_batch)
-    params = None
+    params = photo_params = None
     if spec.augment:
       step_key = jax.random.fold_in(aug_key, step)
       params = jax.vmap(lambda j: augment.sample_params(
           jax.random.fold_in(step_key, j), spec))(positions)
-    return preprocess_pixels(pixels[index], spec, params)
+      if spec.photometric.enabled:  # own keys: the warp's draws unchanged
+        photo_params = jax.vmap(lambda j: photometric.params(
+            jax.random.uniform(jax.random.fold_in(jax.random.fold_in(
+                step_key, j), _PHOTOMETRIC), (photometric.NUM_PARAMS,)),
+            spec.photometric, jnp))(positions)
+    return preprocess_pixels(pixels[index], spec, params, photo_params)
 
   return device_batch_fn
 

@@ -19,7 +19,7 @@ import grain
 import jax
 import numpy as np
 
-from f2s.data import preprocess
+from f2s.data import photometric, preprocess
 from f2s.data.preprocess import DataSpec
 
 
@@ -70,6 +70,8 @@ class _ReadAndDrawAugmentation(grain.transforms.RandomMap):
         [np.asarray(record['photo']), np.asarray(record['sketch'])], axis=-1)}
     if self._spec.augment:
       out['aug'] = preprocess.sample_augmentation(rng, self._spec)
+      if self._spec.photometric.enabled:  # after: the warp's draws unchanged
+        out['photometric'] = photometric.sample(rng, self._spec.photometric)
     return out
 
 
@@ -81,7 +83,8 @@ class _PreprocessBatch(grain.transforms.Map):
 
   def map(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     return preprocess.preprocess_pixels(batch['pixels'], self._spec,
-                                        batch.get('aug'))
+                                        batch.get('aug'),
+                                        batch.get('photometric'))
 
 
 def make_train_loader(source: Sequence[dict[str, Any]], spec: DataSpec, *,

@@ -12,7 +12,9 @@ Records hold a photo uint8 (250, 200, 3) and a sketch uint8 (250, 200, 1).
 
 Augmentation (training only) is one geometric transform per example (flip,
 shift, scale about the centre), applied with the same parameters to photo and
-sketch: they are warped together as one 4-channel image.
+sketch: they are warped together as one 4-channel image; then, when
+`config.data.photometric` asks for it, the photo alone gets
+`f2s.data.photometric`'s lighting and camera changes.
 
 `f2s.data.augment` and `f2s.data.device_data` compute the same augmentation
 and preprocessing in JAX, inside the train step, for device-resident data.
@@ -25,6 +27,8 @@ from typing import Any
 import numpy as np
 
 from f2s import value_range
+from f2s.data import photometric as photometric_lib
+from f2s.data.photometric import PhotometricSpec
 
 RECORD_SHAPE = (250, 200)
 CASQ_SIZE = (200, 200)
@@ -42,6 +46,7 @@ class DataSpec:
   flip: bool = False
   max_shift: float = 0.0
   max_scale: float = 0.0
+  photometric: PhotometricSpec = PhotometricSpec()
 
   def __post_init__(self):
     if self.protocol not in PROTOCOLS:
@@ -57,6 +62,11 @@ class DataSpec:
       raise ValueError(
           f'config.data.max_shift={self.max_shift!r} / max_scale='
           f'{self.max_scale!r}: expected max_shift >= 0 and 0 <= max_scale < 1.')
+    if self.photometric.enabled and not self.augment:
+      raise ValueError('config.data.photometric is set but config.data.augment '
+                       'is false: photometric augmentation is part of the '
+                       'training augmentation; set augment=true or zero the '
+                       'photometric knobs.')
 
   @property
   def image_shape(self) -> tuple[int, int]:
@@ -93,7 +103,9 @@ def spec_from_config(data_config: Any) -> DataSpec:
       augment=augment,
       flip=bool(get('flip', False, required=augment)),
       max_shift=float(get('max_shift', 0.0, required=augment)),
-      max_scale=float(get('max_scale', 0.0, required=augment)))
+      max_scale=float(get('max_scale', 0.0, required=augment)),
+      photometric=photometric_lib.spec_from_config(
+          get('photometric', None, required=False)))
 
 
 def output_window(spec: DataSpec) -> tuple[int, int, int, int]:
@@ -220,21 +232,27 @@ def check_record(record: Mapping[str, Any]) -> None:
 
 def preprocess_pixels(pixels: np.ndarray, spec: DataSpec,
                       aug_params: np.ndarray | None = None,
+                      photometric_params: np.ndarray | None = None,
                       ) -> dict[str, np.ndarray]:
   """uint8 (B, 250, 200, 4) photo + sketch channels -> model batch.
 
   Returns float32 `photo` (B, H, W, 3) and `sketch` (B, H, W, C) in the value
   range, with (H, W, C) set by the protocol. `aug_params` (B, 4) from
   `sample_augmentation` warps photo and sketch identically (they are one
-  array); None skips augmentation.
+  array); None skips augmentation. `photometric_params` (B,
+  photometric.NUM_PARAMS) from `photometric.sample` then alter the warped
+  photo (spec.photometric's ops; only with `aug_params`).
   """
   top, left, h, w = window = output_window(spec)
   if aug_params is None:
     both = value_range.from_uint8(pixels[:, top:top + h, left:left + w],
                                   spec.value_range)
   else:
-    both = value_range.from_uint8(warp(pixels, aug_params, window),
-                                  spec.value_range, in_place=True)
+    warped = warp(pixels, aug_params, window)
+    if photometric_params is not None:
+      warped[..., :3] = photometric_lib.apply(
+          warped[..., :3], photometric_params, spec.photometric, np)
+    both = value_range.from_uint8(warped, spec.value_range, in_place=True)
   photo, sketch = both[..., :3], both[..., 3:]
   if spec.protocol == 'casq':
     sketch = np.repeat(sketch, 3, axis=-1)

@@ -26,6 +26,7 @@ from jax.sharding import Mesh
 from f2s import models
 from f2s.data import device_data, pipeline, preprocess
 from f2s.training import checkpoints, evaluate as evaluate_lib
+from f2s.training import losses as losses_lib
 from f2s.training import parallel, state as state_lib, step as step_lib
 from f2s.training import writers
 from f2s.training.validate import validate_config
@@ -122,7 +123,8 @@ def make_step(config: ml_collections.ConfigDict, model: nn.Module,
   losses = dict(terms=dict(config.loss.terms),
                 kl_weight=float(config.loss.kl_weight),
                 value_range=config.data.value_range,
-                compute_dtype=config.train.compute_dtype)
+                compute_dtype=config.train.compute_dtype,
+                feature_spec=losses_lib.feature_spec_from_config(config.loss))
   if parts.disc is not None:
     return step_lib.make_gan_train_step(
         model, parts.tx, parts.disc, parts.disc_tx, **losses,

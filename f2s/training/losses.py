@@ -2,14 +2,25 @@
 
 The model emits pre-sigmoid logits; every loss is computed in [0, 1] image space,
 so the target sketch is first mapped there from the data value range.
+
+Two terms compare images in the feature space of LPIPS' pretrained VGG16
+(`f2s.features`; its weights are constants, never trained): `perceptual`,
+the distance of channel-normalised features (LPIPS without its learned
+heads), and `style`, the distance of their Gram matrices (Gatys et al.
+2016: which features occur together, the texture, wherever it lies). A
+model trained with them is scored by LPIPS-VGG on features it was trained
+on: LPIPS-Alex is then the independent score.
 """
 from collections.abc import Callable, Mapping, Sequence
+import dataclasses
+from typing import Any
 
 import jax
 import jax.numpy as jnp
 import optax
 from jax import lax
 
+from f2s import features as f2s_features
 from f2s import metrics as f2s_metrics
 from f2s import value_range as value_ranges
 
@@ -64,13 +75,114 @@ RECONSTRUCTION_LOSSES: Mapping[str, Callable[[jax.Array, jax.Array],
 }
 
 
+@dataclasses.dataclass(frozen=True)
+class FeatureSpec:
+  """Where the feature terms look (config.loss.perceptual_*).
+
+  layers: VGG16 taps used, the first `layers` of relu1_2, relu2_2, relu3_3,
+    relu4_3, relu5_3 (the deeper ones cost most of the network's time and
+    see parts of faces rather than strokes).
+  downsample: both images average-pooled by this factor before VGG16 (2 cuts
+    the network's cost by 4 on the 256x208 sketches).
+  """
+  layers: int = 3
+  downsample: int = 2
+
+  def __post_init__(self):
+    for name in ('layers', 'downsample'):
+      value = getattr(self, name)
+      if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+        raise ValueError(f'config.loss.perceptual_{name}={value!r}: expected '
+                         'a positive integer')
+    if self.layers > f2s_features.VGG16_TAPS:
+      raise ValueError(f'config.loss.perceptual_layers={self.layers!r}: '
+                       f'VGG16 has {f2s_features.VGG16_TAPS} taps')
+
+
+def feature_spec_from_config(loss_config: Any) -> FeatureSpec:
+  """The FeatureSpec of `config.loss`."""
+  return FeatureSpec(layers=loss_config.perceptual_layers,
+                     downsample=loss_config.perceptual_downsample)
+
+
+def vgg_features(images01: jax.Array, spec: FeatureSpec) -> list[jax.Array]:
+  """VGG16 taps of (N, H, W, C) images in [0, 1], pooled by spec.downsample.
+
+  Raises ValueError when the pooled images are smaller than VGG16's 16x16.
+  """
+  n, h, w, c = images01.shape
+  k = spec.downsample
+  if h // k < f2s_features.NETS['vgg'][2] or w // k < f2s_features.NETS['vgg'][2]:
+    raise ValueError(
+        f'perceptual/style loss: {h}x{w} images pooled by '
+        f'config.loss.perceptual_downsample={k} are smaller than VGG16\'s '
+        f'{f2s_features.NETS["vgg"][2]}x{f2s_features.NETS["vgg"][2]}')
+  if k > 1:
+    images01 = images01[:, :h // k * k, :w // k * k].reshape(
+        n, h // k, k, w // k, k, c).mean(axis=(2, 4))
+  convs, _ = f2s_features.lpips_weights('vgg')
+  return f2s_features.vgg16_taps(
+      f2s_features.scaling_layer(images01, 1.0), convs, spec.layers)
+
+
+def perceptual_distance(pred: Sequence[jax.Array],
+                        target: Sequence[jax.Array]) -> jax.Array:
+  """Sum over taps of the mean squared distance of unit-normalised feature
+  vectors (LPIPS' 'lin=False' form): each layer's value is in [0, 4]."""
+  return sum(jnp.mean(jnp.sum(jnp.square(
+      f2s_features.unit_normalize(p) - f2s_features.unit_normalize(t)),
+      axis=-1)) for p, t in zip(pred, target, strict=True))
+
+
+def gram(feat: jax.Array) -> jax.Array:
+  """(N, H, W, C) -> (N, C, C) Gram matrices of the unit-normalised feature
+  vectors averaged over positions (trace 1 where no vector is zero), so
+  every layer's texture statistics are on one scale."""
+  f = f2s_features.unit_normalize(feat)
+  f = f.reshape(f.shape[0], -1, f.shape[-1])
+  return jnp.einsum('npc,npd->ncd', f, f,
+                    precision=lax.Precision.HIGHEST) / f.shape[1]
+
+
+def style_distance(pred: Sequence[jax.Array],
+                   target: Sequence[jax.Array]) -> jax.Array:
+  """Sum over taps of the squared Frobenius distance of the Gram matrices,
+  averaged over the batch."""
+  return sum(jnp.mean(jnp.sum(jnp.square(gram(p) - gram(t)), axis=(-2, -1)))
+             for p, t in zip(pred, target, strict=True))
+
+
+# Terms computed on VGG16 features, (pred taps, target taps) -> scalar: they
+# share one pass of the network over the batch.
+FEATURE_LOSSES: Mapping[str, Callable[[Sequence[jax.Array],
+                                       Sequence[jax.Array]], jax.Array]] = {
+    'perceptual': perceptual_distance,
+    'style': style_distance,
+}
+LOSS_NAMES = (*RECONSTRUCTION_LOSSES, *FEATURE_LOSSES)
+
+
+def feature_losses(logits: jax.Array, target01: jax.Array,
+                   names: Sequence[str], spec: FeatureSpec
+                   ) -> dict[str, jax.Array]:
+  """The FEATURE_LOSSES `names` of sigmoid(logits) against the target.
+
+  The target's features are constants (no backward pass through them).
+  """
+  pred_taps = vgg_features(jax.nn.sigmoid(logits), spec)
+  target_taps = [lax.stop_gradient(t)
+                 for t in vgg_features(target01, spec)]
+  return {name: FEATURE_LOSSES[name](pred_taps, target_taps)
+          for name in names}
+
+
 def check_terms(terms: Mapping[str, float]) -> None:
   """Raises ValueError unless `terms` is {known name: weight}, one non-zero."""
-  unknown = sorted(set(terms) - set(RECONSTRUCTION_LOSSES))
+  unknown = sorted(set(terms) - set(LOSS_NAMES))
   if unknown:
     raise ValueError(
         f'config.loss.terms: unknown loss name(s) {unknown}; expected names '
-        f'from {sorted(RECONSTRUCTION_LOSSES)}')
+        f'from {sorted(LOSS_NAMES)}')
   for name, weight in terms.items():
     if not isinstance(weight, (int, float)) or isinstance(weight, bool):
       raise ValueError(f'config.loss.terms[{name!r}]={weight!r}: expected a '
@@ -88,22 +200,27 @@ def total_loss(
     terms: Mapping[str, float],
     kl_weight: float,
     value_range: str,
+    feature_spec: FeatureSpec = FeatureSpec(),
 ) -> tuple[jax.Array, dict[str, jax.Array]]:
   """Weighted reconstruction terms plus the model's auxiliary `*_loss` terms.
 
   Returns (loss, metrics): metrics holds every unweighted term, the model's
   other aux scalars and the total under 'loss'. `terms` are checked once,
-  with `check_terms`, where the config is validated.
+  with `check_terms`, where the config is validated; `feature_spec` sets
+  the feature terms' VGG16 taps and input size.
   """
   target01 = value_ranges.to_unit(target, value_range)
+  on = {name: weight for name, weight in terms.items() if weight != 0}
+  values = {name: RECONSTRUCTION_LOSSES[name](logits, target01)
+            for name in on if name in RECONSTRUCTION_LOSSES}
+  wanted = [name for name in on if name in FEATURE_LOSSES]
+  if wanted:  # switched off: the network is not run
+    values.update(feature_losses(logits, target01, wanted, feature_spec))
   metrics = {}
   loss = jnp.zeros((), jnp.float32)
-  for name, weight in terms.items():
-    if weight == 0:  # switched off: not computed
-      continue
-    value = RECONSTRUCTION_LOSSES[name](logits, target01)
-    metrics[f'{name}_loss'] = value
-    loss = loss + weight * value
+  for name, weight in on.items():
+    metrics[f'{name}_loss'] = values[name]
+    loss = loss + weight * values[name]
   for key, value in aux.items():
     metrics[key] = value
     if key == 'kl_loss':

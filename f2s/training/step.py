@@ -43,7 +43,8 @@ COMPUTE_DTYPES = ('float32', 'bfloat16')
 
 def _model_loss(model: nn.Module, params, model_state, batch: Batch,
                 rngs: dict[str, jax.Array], terms: Mapping[str, float],
-                kl_weight: float, value_range: str, compute_dtype: str):
+                kl_weight: float, value_range: str, compute_dtype: str,
+                feature_spec: losses.FeatureSpec):
   """(loss, metrics, new model state, logits) of the model on `batch`.
 
   With a `compute_dtype` other than float32 the forward pass runs on a cast
@@ -70,7 +71,7 @@ def _model_loss(model: nn.Module, params, model_state, batch: Batch,
          for k, v in aux.items()}
   loss, metrics = losses.total_loss(
       logits, aux, batch['sketch'], terms=terms, kl_weight=kl_weight,
-      value_range=value_range)
+      value_range=value_range, feature_spec=feature_spec)
   return loss, metrics, new_model_state, logits
 
 
@@ -94,13 +95,15 @@ def make_train_step(
     kl_weight: float,
     value_range: str,
     compute_dtype: str = 'float32',
+    feature_spec: losses.FeatureSpec = losses.FeatureSpec(),
     axis_name: str = AXIS,
 ) -> Callable[[TrainState, Batch], tuple[TrainState, Metrics]]:
   """Returns the per-device step `(state, batch) -> (state, metrics)`.
 
   `model` must have been built with `axis_name` so that its EMA statistics are
   psummed over the data axis. Metrics are averaged over devices.
-  `compute_dtype`: the forward pass's (see `_model_loss`).
+  `compute_dtype`: the forward pass's (see `_model_loss`); `feature_spec`:
+  the perceptual/style terms' (see `losses.total_loss`).
   """
   terms = dict(terms)
 
@@ -111,7 +114,7 @@ def make_train_step(
     def loss_fn(params):
       loss, metrics, new_model_state, _ = _model_loss(
           model, params, state.model_state, batch, rngs, terms, kl_weight,
-          value_range, compute_dtype)
+          value_range, compute_dtype, feature_spec)
       return loss, (metrics, new_model_state)
 
     grads, (metrics, new_model_state) = jax.grad(
@@ -137,6 +140,7 @@ def make_gan_train_step(
     start_step: int,
     feature_matching_weight: float = 0.0,
     compute_dtype: str = 'float32',
+    feature_spec: losses.FeatureSpec = losses.FeatureSpec(),
     axis_name: str = AXIS,
 ) -> Callable[[GANTrainState, Batch], tuple[GANTrainState, Metrics]]:
   """`make_train_step`'s step against the discriminator `disc`, both updated.
@@ -168,7 +172,7 @@ def make_gan_train_step(
     def loss_fn(params):
       loss, metrics, new_model_state, logits = _model_loss(
           model, params, state.model_state, batch, rngs, terms, kl_weight,
-          value_range, compute_dtype)
+          value_range, compute_dtype, feature_spec)
       fake = jax.nn.sigmoid(logits)
       fake_logits, fake_features = disc.apply(disc_vars, photo, fake,
                                               return_features=True)

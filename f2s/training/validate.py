@@ -77,6 +77,8 @@ def validate_config(config: ml_collections.ConfigDict,
     _choice('config.model.conv_impl', config.model.conv_impl,
             layers.CONV_IMPLS)
   losses.check_terms(dict(config.loss.terms))
+  losses.feature_spec_from_config(config.loss)
+  preprocess.spec_from_config(config.data)  # pad_to, augmentation knobs
   _choice('config.train.lr_schedule', config.train.lr_schedule,
           ('constant', 'cosine'))
   _choice('config.train.compute_dtype', config.train.compute_dtype,

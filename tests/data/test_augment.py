@@ -1,11 +1,15 @@
 """JAX augmentation: the same warp and parameter distribution as the numpy
-preprocessing, and photo and sketch moving together."""
+preprocessing, and photo and sketch moving together; photometric changes of
+the photo alone, alike in numpy and JAX."""
+import dataclasses
+
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from f2s.data import augment, preprocess
+from f2s.data import augment, device_data, photometric, preprocess
+from f2s.training import parallel
 
 H, W = preprocess.RECORD_SHAPE
 SPEC = preprocess.DataSpec('casq', 'unit', augment=True, flip=True,
@@ -95,3 +99,109 @@ def test_warp_rejects_mismatched_params():
   with pytest.raises(ValueError, match=r'params \(B, 4\)'):
     augment.warp(jnp.zeros((2, H, W, 4), jnp.uint8), jnp.zeros((3, 4)),
                  WINDOWS['casq'])
+
+
+# Photometric augmentation (f2s.data.photometric): the photo alone, the same
+# numbers in numpy and in JAX.
+PHOTO = photometric.PhotometricSpec(brightness=0.2, contrast=0.3, gamma=0.5,
+                                    shadow=0.6, grey=0.5, blur=1.5)
+PHOTO_SPEC = preprocess.DataSpec('standard', 'symmetric', augment=True,
+                                 flip=True, max_shift=8.0, max_scale=0.05,
+                                 photometric=PHOTO)
+
+
+def _photometric_params(n: int, seed: int = 0) -> np.ndarray:
+  rng = np.random.default_rng(seed)
+  return np.stack([photometric.sample(rng, PHOTO) for _ in range(n)])
+
+
+def test_photometric_numpy_and_jax_agree_and_leave_the_sketch():
+  rng = np.random.default_rng(0)
+  pixels = rng.integers(0, 256, (4, H, W, 4), dtype=np.uint8)
+  geometric = np.stack([preprocess.sample_augmentation(rng, PHOTO_SPEC)
+                        for _ in range(4)])
+  params = _photometric_params(4)
+  expected = preprocess.preprocess_pixels(pixels, PHOTO_SPEC, geometric,
+                                          params)
+  got = jax.device_get(jax.jit(
+      lambda p, g, q: device_data.preprocess_pixels(p, PHOTO_SPEC, g, q))(
+          pixels, geometric, params))
+  plain = preprocess.preprocess_pixels(pixels, PHOTO_SPEC, geometric)
+  # 1e-4 of the 0..255 scale, as the warp: pow/exp may round apart by an ulp.
+  np.testing.assert_allclose(got['photo'], expected['photo'], rtol=0,
+                             atol=1e-4 * 2 / 255 * 255)
+  np.testing.assert_array_equal(expected['sketch'], plain['sketch'])
+  assert not np.allclose(expected['photo'], plain['photo'])
+  assert expected['photo'].min() >= -1 and expected['photo'].max() <= 1
+
+
+def test_photometric_params_are_jax_and_numpy_alike_and_in_range():
+  u = np.random.default_rng(0).random((2000, photometric.NUM_PARAMS),
+                                      dtype=np.float32)
+  p_np = photometric.params(u, PHOTO, np)
+  p_jax = np.asarray(jax.jit(lambda u: photometric.params(u, PHOTO, jnp))(u))
+  np.testing.assert_allclose(p_jax, p_np, rtol=1e-6)
+  brightness, contrast, gamma, shadow, angle, grey, blur = p_np.T
+  assert np.abs(brightness).max() <= 0.2 and np.abs(contrast - 1).max() <= 0.3
+  assert gamma.min() >= 1 / 1.5 - 1e-6 and gamma.max() <= 1.5 + 1e-6
+  assert shadow.min() >= 0 and shadow.max() <= 0.6
+  assert angle.min() >= 0 and angle.max() <= 2 * np.pi
+  assert set(grey) == {0.0, 1.0} and abs(grey.mean() - 0.5) < 0.05
+  assert blur.min() >= 0 and blur.max() <= 1.5
+
+
+def test_each_photometric_op_does_what_it_says():
+  rng = np.random.default_rng(1)
+  photo = rng.uniform(40, 200, (1, 20, 30, 3)).astype(np.float32)
+
+  def one(knob: str, **values):
+    spec = photometric.PhotometricSpec(**{knob: 1.0})
+    p = np.array([[0, 1, 1, 0, 0, 0, 0]], np.float32)
+    for i, value in values.items():
+      p[0, int(i[1:])] = value
+    return photometric.apply(photo, p, spec, np)
+
+  np.testing.assert_allclose(photometric.apply(
+      photo, _photometric_params(1), photometric.PhotometricSpec(), np), photo,
+      rtol=1e-6)  # all off: only the 1/255 and 255 scalings round
+  grey = one('grey', p5=1.0)
+  np.testing.assert_allclose(grey[..., 0], grey[..., 2], atol=1e-4)
+  np.testing.assert_allclose(one('grey', p5=0.0), photo, atol=1e-4)
+  np.testing.assert_allclose(one('brightness', p0=0.1), photo + 25.5,
+                             atol=1e-3)
+  np.testing.assert_allclose(one('gamma', p2=2.0), (photo / 255) ** 2 * 255,
+                             rtol=1e-5)
+  np.testing.assert_allclose(one('contrast', p1=0.5).mean(), photo.mean(),
+                             rtol=1e-5)
+  # A shadow at angle 0: the left column as it was, the right one darkened.
+  shadow = one('shadow', p3=0.5, p4=0.0)
+  np.testing.assert_allclose(shadow[:, :, 0], photo[:, :, 0], rtol=1e-5)
+  np.testing.assert_allclose(shadow[:, :, -1], photo[:, :, -1] * 0.5,
+                             rtol=1e-5)
+  blurred = one('blur', p6=1.0)
+  np.testing.assert_allclose(blurred.mean(), photo.mean(), rtol=1e-2)
+  assert blurred.std() < 0.7 * photo.std()
+  np.testing.assert_allclose(one('blur', p6=0.0), photo, atol=1e-3)
+
+
+def test_photometric_draws_leave_the_geometric_stream_unchanged(records):
+  mesh = parallel.make_mesh(jax.devices()[:1])
+  spec = dataclasses.replace(PHOTO_SPEC, protocol='casq', value_range='unit')
+  split = device_data.place(records[:8], mesh, seed=0, global_batch_size=4)
+  on, off = (jax.device_get(device_data.global_batches(s, mesh, 4)(
+      jnp.int32(3), split)) for s in (spec, dataclasses.replace(
+          spec, photometric=photometric.PhotometricSpec())))
+  np.testing.assert_array_equal(on['sketch'], off['sketch'])
+  assert not np.allclose(on['photo'], off['photo'])
+
+
+def test_photometric_config_errors_name_the_knob(make_config):
+  with pytest.raises(ValueError, match=r'photometric\.shadow=1\.5'):
+    photometric.PhotometricSpec(shadow=1.5)
+  with pytest.raises(ValueError, match=r'photometric\.grey=True'):
+    photometric.PhotometricSpec(grey=True)
+  with pytest.raises(TypeError, match='jpeg'):
+    photometric.spec_from_config({'jpeg': 0.5})
+  with pytest.raises(ValueError, match='augment is false'):
+    preprocess.spec_from_config(make_config(
+        augment=False, photometric={'brightness': 0.1}).data)

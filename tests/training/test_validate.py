@@ -26,7 +26,10 @@ def test_shipped_tiny_configs_pass(load_config, name):
     ('data.value_range', 'bytes', "config.data.value_range='bytes'"),
     ('model.name', 'gan', "'gan'"),
     ('model.variant', 'huge', "'huge'"),
-    ('loss.terms.perceptual', 1.0, 'perceptual'),
+    ('loss.terms.lpips', 1.0, 'lpips'),
+    ('loss.perceptual_layers', 6, 'config.loss.perceptual_layers=6'),
+    ('loss.perceptual_downsample', 0, 'config.loss.perceptual_downsample=0'),
+    ('data.photometric.shadow', 1.5, r'config.data.photometric.shadow=1.5'),
     ('loss.terms.bce', -1.0, r'config.loss.terms.bce=-1.0'),
     ('loss.kl_weight', -0.1, r'config.loss.kl_weight=-0.1'),
     ('train.lr_schedule', 'linear', "config.train.lr_schedule='linear'"),
@@ -58,6 +61,10 @@ def test_shipped_tiny_configs_pass(load_config, name):
     ('gan.learning_rate', 0.0, r'config.gan.learning_rate=0.0.*> 0'),
     ('gan.b1', 1.0, r'config.gan.b1=1.0.*< 1'),
     ('gan.features', (), r'config.gan.features=\(\).*positive integers'),
+    ('eval.lpips', ('alex', 'squeeze'), r"config.eval.lpips=\('alex', 'squeeze'\)"),
+    ('eval.lpips', ('alex', 'alex'), 'distinct nets'),
+    ('eval.dataset', 'cuhk_face_sketch', 'config.eval.dataset'),
+    ('checkpoint.best_metric', 'lpips_vgg', "add 'vgg' to config.eval.lpips"),
     ('gan.features', (32, 0), r'config.gan.features=\(32, 0\)'),
 ])
 def test_bad_knob_is_named(load_config, key, value, match):
