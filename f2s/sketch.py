@@ -4,6 +4,7 @@
   python -m f2s.sketch photos/ more.png --out=out --side-by-side
   python -m f2s.sketch photo.jpg --workdir=runs/casq_cuhk   # one's own run
   python -m f2s.sketch face.png --no-align       # a face already cropped
+  python -m f2s.sketch photo.jpg --runtime=onnx --model=sketch.onnx  # no JAX
 
 Every face found (`f2s.align`: offline detection, eyes aligned to the CUHK
 template, the 200x250 CUHK frame) is sketched by the model shipped in the
@@ -14,21 +15,30 @@ under its protocol (200x200 for 'casq', 250x200 for 'standard').
 `--side-by-side` writes the aligned photo (the CUHK frame) | the sketch in
 that frame instead.
 
+`--runtime=onnx --model=FILE.onnx` runs a model exported by `f2s.export`
+with onnxruntime instead of JAX (the same alignment and output files); that
+path imports neither JAX nor Flax, so a deployment needs only onnxruntime,
+numpy, Pillow and the face detector.
+
 The model is loaded and compiled once, and a photo's faces run as one batch.
 A bad input gets one line `error: FILE: problem` and the other files are
 still processed; the exit code is 1 if any failed.
 """
 import argparse
+import json
 import os
 import sys
 import tempfile
+from typing import TYPE_CHECKING
 
-import jax
 import numpy as np
 from PIL import Image
 
-from f2s import align, models, pretrained
+from f2s import align
 from f2s.data import preprocess
+
+if TYPE_CHECKING:  # imported where used: the onnx runtime goes without JAX
+  from f2s import pretrained
 
 # The file types a folder is searched for (a file named on the command line
 # is read whatever its name).
@@ -40,13 +50,43 @@ DEFAULT_OUT = 'sketches'
 # 8 GB. --max-megapixels changes it; it replaces PIL's decompression-bomb
 # check, whose error names neither the limit nor how to raise it.
 MAX_MEGAPIXELS = 250.0
+RUNTIMES = ('jax', 'onnx')
+# The key of the run's config in an exported ONNX file's metadata
+# (f2s.export.METADATA_CONFIG; that module imports JAX).
+ONNX_CONFIG_KEY = 'f2s.config'
 
 
 class OutputError(ValueError):
   """A sketch that cannot be written; the message is the problem."""
 
 
-class Sketcher:
+class LoadError(ValueError):
+  """A model that cannot be loaded; the message says which and why."""
+
+
+class FrameSketcher:
+  """What both runtimes share: a protocol's input and the sketch's place
+  in the 250x200 frame (`spec`, `shape`, `model_input`, `window`)."""
+
+  def __init__(self, spec: preprocess.DataSpec):
+    self.spec = spec
+    valid = preprocess.crop_to_valid(
+        np.zeros((1, *self.spec.image_shape, 1), np.uint8), self.spec)
+    self.shape = tuple(valid.shape[1:3])  # (H, W) of a sketch
+
+  def model_input(self, crops: np.ndarray) -> np.ndarray:
+    """The protocol's float32 model input for uint8 (N, 250, 200, 3) crops."""
+    no_sketch = np.zeros((*crops.shape[:3], 1), np.uint8)
+    return preprocess.preprocess_batch(crops, no_sketch, self.spec)['photo']
+
+  def window(self) -> tuple[int, int]:
+    """(top, left) of the sketch's region in the 250x200 frame: the
+    protocols centre it."""
+    return ((preprocess.RECORD_SHAPE[0] - self.shape[0]) // 2,
+            (preprocess.RECORD_SHAPE[1] - self.shape[1]) // 2)
+
+
+class Sketcher(FrameSketcher):
   """A trained model, loaded and compiled once: CUHK-frame crops -> sketches.
 
   `sketcher(crops)` maps uint8 (N, 250, 200, 3) crops to float32 sketches
@@ -58,9 +98,11 @@ class Sketcher:
   # compiles once and no compute is spent on padding.
   CHUNKS = (8, 4, 2, 1)
 
-  def __init__(self, trained: pretrained.TrainedModel):
+  def __init__(self, trained: 'pretrained.TrainedModel'):
+    import jax
+    from f2s import models
+    super().__init__(preprocess.spec_from_config(trained.config.data))
     self.trained = trained
-    self.spec = preprocess.spec_from_config(trained.config.data)
     model = trained.build()
     # The fixed keys evaluation uses; with train=False nothing is sampled.
     rngs = {models.SAMPLE_RNG: jax.random.PRNGKey(0),
@@ -72,14 +114,6 @@ class Sketcher:
 
     self._predict = jax.jit(predict)
     self._variables = jax.device_put(trained.variables)
-    valid = preprocess.crop_to_valid(
-        np.zeros((1, *self.spec.image_shape, 1), np.uint8), self.spec)
-    self.shape = tuple(valid.shape[1:3])  # (H, W) of a sketch
-
-  def model_input(self, crops: np.ndarray) -> np.ndarray:
-    """The protocol's float32 model input for uint8 (N, 250, 200, 3) crops."""
-    no_sketch = np.zeros((*crops.shape[:3], 1), np.uint8)
-    return preprocess.preprocess_batch(crops, no_sketch, self.spec)['photo']
 
   def __call__(self, crops: np.ndarray) -> np.ndarray:
     photo = self.model_input(crops)
@@ -91,11 +125,39 @@ class Sketcher:
     prediction = np.concatenate([np.asarray(o) for o in outputs])
     return np.asarray(preprocess.crop_to_valid(prediction, self.spec))
 
-  def window(self) -> tuple[int, int]:
-    """(top, left) of the sketch's region in the 250x200 frame: the
-    protocols centre it."""
-    return ((preprocess.RECORD_SHAPE[0] - self.shape[0]) // 2,
-            (preprocess.RECORD_SHAPE[1] - self.shape[1]) // 2)
+
+class OnnxSketcher(FrameSketcher):
+  """An ONNX file written by `f2s.export`, run by onnxruntime: the same
+  `sketcher(crops)` as `Sketcher`, without JAX. The graph applies the
+  sigmoid and the crop; its metadata hold the run's config."""
+
+  def __init__(self, path: str):
+    try:
+      import onnxruntime
+    except ImportError:
+      raise LoadError('--runtime=onnx needs onnxruntime (pip install '
+                      "onnxruntime, or pip install -e '.[export]')") from None
+    if not os.path.isfile(path):
+      raise LoadError(f'{path}: no such file (export one with python -m '
+                      'f2s.export --out FILE.onnx)')
+    try:
+      self.session = onnxruntime.InferenceSession(
+          path, providers=['CPUExecutionProvider'])
+    # onnxruntime's errors (InvalidProtobuf, Fail, InvalidGraph, ...) derive
+    # from Exception directly, with no common base of their own.
+    except Exception as e:
+      raise LoadError(f'{path}: not an ONNX model onnxruntime can load '
+                      f'({str(e).splitlines()[0]})') from None
+    config = self.session.get_modelmeta().custom_metadata_map.get(
+        ONNX_CONFIG_KEY)
+    if config is None:
+      raise LoadError(f'{path}: no f2s metadata ({ONNX_CONFIG_KEY}); '
+                      'export the model with python -m f2s.export')
+    super().__init__(preprocess.spec_from_config(json.loads(config)['data']))
+    self._input = self.session.get_inputs()[0].name
+
+  def __call__(self, crops: np.ndarray) -> np.ndarray:
+    return self.session.run(None, {self._input: self.model_input(crops)})[0]
 
 
 def to_uint8(sketch: np.ndarray) -> np.ndarray:
@@ -103,7 +165,8 @@ def to_uint8(sketch: np.ndarray) -> np.ndarray:
   return np.round(np.clip(sketch, 0.0, 1.0) * 255).astype(np.uint8)
 
 
-def whole_image_crop(photo: align.Photo, sketcher: Sketcher) -> np.ndarray:
+def whole_image_crop(photo: align.Photo, sketcher: FrameSketcher
+                     ) -> np.ndarray:
   """uint8 (250, 200, 3): the whole image resized into the sketch's window
   of the frame (the rest, which the model does not see, black)."""
   h, w = sketcher.shape
@@ -115,8 +178,8 @@ def whole_image_crop(photo: align.Photo, sketcher: Sketcher) -> np.ndarray:
   return crop
 
 
-def side_by_side(crop: np.ndarray, sketch: np.ndarray, sketcher: Sketcher,
-                 whole_frame: bool) -> np.ndarray:
+def side_by_side(crop: np.ndarray, sketch: np.ndarray,
+                 sketcher: FrameSketcher, whole_frame: bool) -> np.ndarray:
   """photo | sketch, uint8 RGB: the whole frame, the sketch on white around
   its window (`whole_frame`), or the window only."""
   sketch = np.broadcast_to(sketch, (*sketch.shape[:2], 3))
@@ -159,7 +222,7 @@ def check_size(path: str, max_megapixels: float) -> None:
         '(raise the limit with --max-megapixels=N)')
 
 
-def sketch_file(path: str, sketcher: Sketcher, out_dir: str, *,
+def sketch_file(path: str, sketcher: FrameSketcher, out_dir: str, *,
                 align_faces: bool = True, side: bool = False,
                 protected: frozenset[str] = frozenset(),
                 max_megapixels: float = MAX_MEGAPIXELS) -> list[str]:
@@ -226,10 +289,47 @@ def prepare_out_dir(out_dir: str) -> None:
 
 
 def load_model(model: str | None, workdir: str | None
-               ) -> pretrained.TrainedModel:
+               ) -> 'pretrained.TrainedModel':
+  from f2s import pretrained
   if workdir is not None:
     return pretrained.load_run(workdir)[0]
   return pretrained.load(model or pretrained.DEFAULT)
+
+
+def load_sketcher(runtime: str, model: str | None, workdir: str | None
+                  ) -> FrameSketcher:
+  """The runtime's sketcher; raises LoadError with the problem."""
+  if runtime == 'onnx':
+    return OnnxSketcher(model)
+  from f2s import pretrained
+  try:
+    return Sketcher(load_model(model, workdir))
+  except pretrained.ModelError as e:
+    raise LoadError(str(e)) from None
+
+
+class _ShippedModels:
+  """--model's help: the shipped models, looked up only when the help is
+  printed (f2s.pretrained imports JAX, which the onnx runtime goes
+  without)."""
+
+  def __str__(self) -> str:
+    from f2s import pretrained
+    return (f'default: {pretrained.DEFAULT}; shipped: '
+            f'{", ".join(pretrained.available()) or "none"}')
+
+
+def add_model_source(parser: argparse.ArgumentParser, *, workdir_help: str,
+                     model_also: str = '') -> None:
+  """The mutually exclusive `--model NAME` (a shipped model or an exported
+  folder, then `model_also`) and `--workdir RUN`."""
+  source = parser.add_mutually_exclusive_group()
+  model = source.add_argument(
+      '--model', metavar='NAME',
+      help='a model shipped in f2s/pretrained (%(shipped)s), or a folder '
+      f'written by experiments/export_pretrained.py{model_also}')
+  model.shipped = _ShippedModels()  # argparse formats help with vars(action)
+  source.add_argument('--workdir', metavar='RUN', help=workdir_help)
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -244,14 +344,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                       'of them')
   parser.add_argument('--out', default=DEFAULT_OUT, metavar='DIR',
                       help=f'output folder (default: {DEFAULT_OUT})')
-  source = parser.add_mutually_exclusive_group()
-  source.add_argument('--model', metavar='NAME',
-                      help='a model shipped in f2s/pretrained (default: '
-                      f'{pretrained.DEFAULT}; shipped: '
-                      f'{", ".join(pretrained.available()) or "none"}), or '
-                      'a folder written by experiments/export_pretrained.py')
-  source.add_argument('--workdir', metavar='RUN',
-                      help='use the best checkpoint of this training run')
+  add_model_source(parser,
+                   workdir_help='use the best checkpoint of this training run',
+                   model_also='; with --runtime=onnx, an ONNX file written by '
+                   'python -m f2s.export')
+  parser.add_argument('--runtime', choices=RUNTIMES, default='jax',
+                      help='run the model with JAX (default) or, for an '
+                      'exported --model FILE.onnx, with onnxruntime')
   parser.add_argument('--no-align', action='store_true',
                       help="sketch the whole image, resized to the model's "
                       'input, without face detection')
@@ -266,6 +365,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
   if args.max_megapixels <= 0:
     parser.error(f'--max-megapixels={args.max_megapixels:g}: expected a '
                  'positive number')
+  if args.runtime == 'onnx' and args.model is None:
+    parser.error('--runtime=onnx needs --model FILE.onnx (written by python '
+                 '-m f2s.export)')
   return args
 
 
@@ -280,8 +382,8 @@ def main(argv: list[str] | None = None) -> int:
     if not args.no_align:
       align.check_detector()
     prepare_out_dir(args.out)
-    sketcher = Sketcher(load_model(args.model, args.workdir))
-  except (align.ImageError, OutputError, pretrained.ModelError) as e:
+    sketcher = load_sketcher(args.runtime, args.model, args.workdir)
+  except (align.ImageError, OutputError, LoadError) as e:
     print(f'error: {e}', file=sys.stderr)
     return 1
   files, errors = expand_inputs(args.inputs)

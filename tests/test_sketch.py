@@ -223,3 +223,14 @@ def test_the_module_exits_non_zero_on_a_bad_file(tmp_path, casq_model):
   assert result.returncode == 1
   assert result.stderr.strip().splitlines() == [
       f'error: {text}: not an image (unknown file format)']
+
+
+def test_help_names_the_shipped_models_and_the_runtimes(capsys):
+  """The shipped models are looked up for the help only (lazily: the onnx
+  runtime imports no JAX), and still listed."""
+  with pytest.raises(SystemExit):
+    sketch.main(['--help'])
+  out = ' '.join(capsys.readouterr().out.split())
+  shipped = ', '.join(pretrained.available())
+  assert f'(default: {pretrained.DEFAULT}; shipped: {shipped})' in out
+  assert '--runtime {jax,onnx}' in out
