@@ -100,9 +100,9 @@ def boxed_photo(photo: align.Photo, faces: list[align.Face],
   for number, face in enumerate(faces, 1):
     x, y, w, h = face.box * (size[0] / photo.size[0])
     draw.rectangle((x, y, x + w, y + h), outline=BOX_COLOUR, width=line)
-    size = max(16, round(h / 4))  # the number above the box's corner
-    draw.text((x, max(0, y - size - 2 * line)), str(number),
-              fill=BOX_COLOUR, font_size=size)
+    text = max(16, round(h / 4))  # the number above the box's corner
+    draw.text((x, max(0, y - text - 2 * line)), str(number),
+              fill=BOX_COLOUR, font_size=text)
   return np.asarray(image)
 
 

@@ -25,6 +25,8 @@ import pytest
 from PIL import Image
 
 from f2s import demo as demo_module
+from f2s import pretrained
+from f2s.datasets import faces as procedural
 
 pytest.importorskip('gradio', reason="the demo needs gradio: pip install -e "
                     "'.[demo]'")
@@ -77,6 +79,11 @@ def photos(tmp_path_factory):
   Image.fromarray(skimage_data.astronaut()).save(folder / 'astronaut.png')
   (folder / 'not_a_photo.jpg').write_text('hello\n')
   Image.new('RGB', (320, 400), (128, 128, 128)).save(folder / 'blank.png')
+  group = Image.new('RGB', (900, 600), (70, 110, 150))
+  for k, index in enumerate((2, 5)):  # two procedural faces, as test_sketch's
+    face = Image.fromarray(procedural.render_pair(0, index)[0])
+    group.paste(face.resize((260, 325)), (30 + k * 280, 60))
+  group.save(folder / 'group.png')
   Image.new('RGB', (1500, 1000), (128, 128, 128)).save(folder / 'huge.png')
   # Noise does not compress: over MAX_FILE_MB on disk, 0.5 megapixels.
   noise = np.random.default_rng(0).integers(0, 256, (700, 700, 3), np.uint8)
@@ -193,6 +200,28 @@ def test_the_pages_sketch_is_the_command_lines(page, photos, demo):
     # 256 colours: a quarter of the bytes, for the README.
     shot = Image.open(io.BytesIO(page.screenshot(full_page=True)))
     shot.quantize(256).save(os.environ['F2S_DEMO_SCREENSHOT'], optimize=True)
+
+
+def test_each_face_gets_its_crop_and_sketch(page, photos):
+  assert upload(page, photos / 'group.png').startswith('2 faces sketched')
+  images = page.locator('#faces img')
+  sync_api.expect(images).to_have_count(4)  # aligned | sketch, per face
+  links = page.locator('#downloads a')
+  sync_api.expect(links).to_have_count(2)
+  assert [links.nth(k).get_attribute('href').rsplit('/', 1)[1]
+          for k in range(2)] == ['group.png', 'group_1.png']
+  for k in range(2):
+    np.testing.assert_array_equal(
+        read_png(page, images.nth(2 * k + 1).get_attribute('src')),
+        read_png(page, links.nth(k).get_attribute('href')))
+
+
+def test_the_model_choice_starts_with_the_run_then_the_shipped_ones():
+  assert list(demo_module.model_loaders(None, 'runs/x')) == [
+      'run: runs/x', *pretrained.available()]
+  assert list(demo_module.model_loaders(None, None)) == pretrained.available()
+  assert list(demo_module.model_loaders('exported', None)) == [
+      'exported', *pretrained.available()]
 
 
 def test_no_face_suggests_the_whole_image_which_sketches_it(page, photos):
