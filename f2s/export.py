@@ -43,6 +43,13 @@ METADATA_OUTPUT_SHAPE = 'f2s.output_shape'  # e.g. N,250,200,1
 METADATA_CONFIG = sketch.ONNX_CONFIG_KEY  # the run's config, JSON
 
 
+# jax2onnx without its dependencies: from 0.13.1 it pins orbax-checkpoint
+# < 0.11.37 (and imports none of it) against f2s's >= 0.12.8, so pip would
+# fall back to 0.13.0, which prints debug lines and plugin tracebacks.
+INSTALL = ("f2s.export needs jax2onnx: pip install -e '.[export]' && "
+           'pip install --no-deps jax2onnx==0.17.1')
+
+
 class ExportError(ValueError):
   """A model that cannot be exported or written; the message says why."""
 
@@ -101,15 +108,21 @@ def metadata(trained: pretrained.TrainedModel) -> dict[str, str]:
 def to_onnx(trained: pretrained.TrainedModel):
   """The model as an onnx.ModelProto; raises ExportError naming an op that
   has no ONNX equivalent."""
-  from jax2onnx import to_onnx as convert
-  # jax2onnx's IR logs a warning per shape-only value it leaves untyped.
-  logging.getLogger('onnx_ir').setLevel(logging.ERROR)
+  try:
+    from jax2onnx import to_onnx as convert
+  except ImportError:
+    raise ExportError(INSTALL) from None
+  # Warnings that concern no f2s model: jax2onnx's IR logs one per
+  # shape-only value it leaves untyped, and its plugin loader one traceback
+  # per plugin of a framework that is not installed (Equinox, dm-pix).
+  for name in ('onnx_ir', 'jax2onnx.plugins.plugin_system'):
+    logging.getLogger(name).setLevel(logging.ERROR)
   spec = preprocess.spec_from_config(trained.config.data)
   try:
-    # ONNX's GroupNormalization op, not the decomposed E[x^2] - E[x]^2:
-    # onnxruntime's ReduceMean is ~6x less exact than XLA's reduction, which
-    # the subtraction amplifies (measured: 1.6e-4 from JAX for a tiny
-    # random conv DAE decomposed, 7e-6 with the op).
+    # ONNX's GroupNormalization op, not jax2onnx's decomposition of Flax's
+    # E[x^2] - E[x]^2, whose subtraction amplifies onnxruntime's ReduceMean
+    # rounding (~6x XLA's on long sums). Measured from the JAX Sketcher:
+    # 1.6e-4 decomposed, 1.5e-5 with the op, for a tiny random conv DAE.
     model = convert(sketch_function(trained), [('N', *spec.image_shape, 3)],
                     model_name='f2s_sketch', opset=OPSET,
                     input_names=[INPUT_NAME], output_names=[OUTPUT_NAME],
