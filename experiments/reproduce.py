@@ -16,6 +16,15 @@ quick check: such runs live in their own folders `seed<k>_steps<N>`, and
 their table goes to `<workdir>/<table>_steps<N>.{json,md}`, never to
 experiments/results or the README).
 
+`--table=generalisation` scores the standard table's runs (trained on CUHK)
+on CUFSF's aligned FERET pairs (`--mode=eval --config.eval.dataset=
+cufsf_face_sketch`, into `predictions/cufsf_face_sketch/<step>/`), beside
+two baselines and the shipped models (`f2s.generalisation`); it trains
+nothing (train the standard table first). `--cufsf_dir` names the CUFSF
+folder (default: $F2S_CUFSF_DIR, else ../shared/data/cufsf_dev).
+`--render` rewrites a table's .md and README section from its committed
+JSON, running nothing.
+
 The committed tables are never lowered by accident: a collection that would
 give a row fewer seeds than experiments/results/<table>.json, its .md or the
 README's table hold (a missing run folder, a smaller --seeds) stops before
@@ -131,16 +140,49 @@ def train_run(row: tables.Row, seed: int, directory: str,
 
 
 def evaluate_run(row: tables.Row, seed: int, directory: str,
-                 steps: int | None) -> None:
-  """Scores the final checkpoint unless its metrics.json is already there."""
-  path = results.eval_metrics_path(directory)
+                 steps: int | None, on: list[str] = ()) -> None:
+  """Scores the final checkpoint unless its metrics.json, with every metric
+  of results.METRICS, is already there (a run scored before LPIPS was
+  reported is scored again). `on`: the `--config.eval.dataset=NAME` (and
+  manual_dir) flags that score it on another data set."""
+  dataset = next((a.split('=', 1)[1] for a in on
+                  if a.startswith('--config.eval.dataset=')), None)
+  path = results.eval_metrics_path(directory, dataset)
   target = steps or row.overrides['train.num_steps']
   if path is not None:
     saved = results.read_json(path)
     if saved.get('step') == target and all(k in saved for k in results.METRICS):
       return
   argv = row.command(seed, directory, steps)
-  _run(argv + ['--mode=eval', '--config.eval.restore=latest'])
+  _run(argv + ['--mode=eval', '--config.eval.restore=latest', *on])
+
+
+def scored_rows(cufsf_dir: str | None, device: str) -> list[dict]:
+  """The generalisation table's baselines and shipped models on CUFSF."""
+  from f2s import generalisation, pretrained
+  from f2s.datasets import load_source
+  source = load_source(tables.GENERALISATION_DATASET, 'test',
+                       manual_dir=cufsf_dir)
+  photos, sketches = generalisation.stack(source)
+  nets = ('alex', 'vgg')
+  rows = []
+  command = ('python experiments/reproduce.py --table=generalisation'
+             + (f' --cufsf_dir={cufsf_dir}' if cufsf_dir else ''))
+  for name in generalisation.BASELINES:
+    print(f'scoring baseline {name} on {len(photos)} CUFSF pairs', flush=True)
+    rows.append(results.scored_row(
+        name, 'baseline',
+        generalisation.score_baseline(name, photos, sketches, nets),
+        trained=[], device=device, command=command))
+  for name in pretrained.available():
+    print(f'scoring shipped model {name}', flush=True)
+    config = pretrained.load(name).config
+    rows.append(results.scored_row(
+        name, 'shipped',
+        generalisation.score_model(name, photos, sketches, nets),
+        trained=results.trained_on(config.to_dict()), device=device,
+        command=command))
+  return rows
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -160,19 +202,27 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
   parser.add_argument('--replace', action='store_true',
                       help='write the collected table even where it holds '
                       'fewer seeds or rows than the committed one')
+  parser.add_argument('--cufsf_dir', default=None,
+                      help='--table=generalisation: the CUFSF folder '
+                      '(photos/, sketches/)')
+  parser.add_argument('--render', action='store_true',
+                      help="rewrite the table's .md and README section from "
+                      'its committed JSON; run nothing')
   args = parser.parse_args(argv)
-  if args.table not in tables.TABLES:
-    parser.error(f'unknown --table={args.table!r}: expected one of '
-                 f'{sorted(tables.TABLES)}')
+  known = sorted([*tables.TABLES, tables.GENERALISATION])
+  if args.table not in known:
+    parser.error(f'unknown --table={args.table!r}: expected one of {known}')
   if args.seeds < 1:
     parser.error(f'--seeds={args.seeds}: expected a positive integer')
   if args.steps is not None and args.steps < 1:
     parser.error(f'--steps={args.steps}: expected a positive integer')
-  names = [r.name for r in tables.TABLES[args.table]]
+  args.source = (tables.GENERALISATION_SOURCE
+                 if args.table == tables.GENERALISATION else args.table)
+  names = [r.name for r in tables.TABLES[args.source]]
   args.rows = names if args.rows is None else args.rows.split(',')
   for name in args.rows:
     try:
-      tables.find_row(args.table, name)
+      tables.find_row(args.source, name)
     except ValueError as e:
       parser.error(str(e))
   return args
@@ -213,32 +263,59 @@ def refuse_losses(table: str, new: dict[str, set[int]], why: str) -> None:
              'collecting, or --replace to write it anyway)')
 
 
+def render(table: str) -> None:
+  """Rewrites the table's .md and README section from its committed JSON
+  (e.g. after the Markdown layout changed), adding each row's `trained_on`
+  where the JSON predates it."""
+  path = os.path.join(RESULTS_DIR, f'{table}.json')
+  result = results.read_json(path)
+  for row in result['rows']:
+    if 'trained_on' not in row and 'kind' not in row:
+      row['trained_on'] = results.trained_on(
+          tables.find_row(table, row['row']).overrides)
+  results.write_json(path, result)
+  text = results.markdown(result)
+  results.write_text(os.path.join(RESULTS_DIR, f'{table}.md'),
+                     f'# {table}\n\n' + text)
+  if results.update_readme(table, text, README):
+    print(f'README.md: {table} table updated')
+  print(text)
+
+
 def main(argv: list[str] | None = None) -> None:
   args = parse_args(argv)
   os.chdir(ROOT)  # run folders and commands are relative to the repository
+  if args.render:
+    render(args.table)
+    return
+  general = args.table == tables.GENERALISATION
   checked = args.steps is None and not args.train_only and not args.replace
-  if checked:  # before training: a smaller --seeds can only lose seeds
+  if checked and not general:  # before training: fewer --seeds lose seeds
     refuse_losses(args.table, {r.name: set(range(args.seeds))
-                               for r in tables.TABLES[args.table]},
+                               for r in tables.TABLES[args.source]},
                   f'collecting --seeds={args.seeds}')
   import jax
   cpu_only = jax.default_backend() == 'cpu'
   device = device_description()
+  on = ([f'--config.eval.dataset={tables.GENERALISATION_DATASET}']
+        + ([f'--config.eval.manual_dir={args.cufsf_dir}'] if args.cufsf_dir
+           else [])) if general else []
   for seed in range(args.seeds):
     for name in args.rows:
-      row = tables.find_row(args.table, name)
+      row = tables.find_row(args.source, name)
       if row.needs_accelerator and cpu_only:
         print(f'skipping {row.name}: {results.NOT_RUN}', flush=True)
         continue
       directory = results.run_dir(args.workdir, row, seed, args.steps)
-      if not args.collect:
+      if not args.collect and not general:
         train_run(row, seed, directory, args.steps, device)
       if not args.train_only and results.is_finished(directory):
-        evaluate_run(row, seed, directory, args.steps)
+        evaluate_run(row, seed, directory, args.steps, on)
   if args.train_only:
     return
-  result = results.collect_table(args.table, args.workdir, args.seeds,
-                                 args.steps, cpu_only)
+  result = results.collect_table(
+      args.table, args.workdir, args.seeds, args.steps, cpu_only,
+      scored_rows(args.cufsf_dir, device) if general else [])
   if checked:
     refuse_losses(args.table, results.seeds_by_row(result),
                   f'collecting the runs in {args.workdir}')

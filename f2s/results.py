@@ -16,7 +16,10 @@ import numpy as np
 from f2s import tables
 
 RUN_FILE = 'reproduce_run.json'
-METRICS = ('ssim', 'fsim', 'mse', 'psnr')
+METRICS = ('ssim', 'fsim', 'mse', 'psnr', 'lpips_alex', 'lpips_vgg')
+# Loss terms that train on (a network of) a reported metric: a row's score
+# on it is no evidence of quality.
+METRIC_TERMS = {'ssim': 'SSIM', 'fsim': 'FSIM'}
 NOT_RUN = ('not run: the study recipe (256,000 images) takes ~10 h a run on '
            'a 2-core CPU for casq_paper (7 images/s at batch 128)')
 
@@ -44,9 +47,11 @@ def write_text(path: str, text: str) -> None:
   os.replace(tmp, path)
 
 
-def eval_metrics_path(directory: str) -> str | None:
-  """The newest `predictions/<step>/metrics.json` of a run, if any."""
-  root = os.path.join(directory, 'predictions')
+def eval_metrics_path(directory: str, dataset: str | None = None
+                      ) -> str | None:
+  """The newest `predictions/<step>/metrics.json` of a run (on `dataset`:
+  `predictions/<dataset>/<step>/metrics.json`), if any."""
+  root = os.path.join(directory, 'predictions', *([dataset] if dataset else []))
   if not os.path.isdir(root):
     return None
   steps = sorted((int(s) for s in os.listdir(root) if s.isdigit()),
@@ -64,9 +69,11 @@ def is_finished(directory: str) -> bool:
   return os.path.exists(path) and bool(read_json(path).get('finished'))
 
 
-def collect_run(directory: str) -> dict[str, Any] | None:
-  """One run's entry of the JSON, or None if it is not trained and scored."""
-  path = eval_metrics_path(directory)
+def collect_run(directory: str, dataset: str | None = None
+                ) -> dict[str, Any] | None:
+  """One run's entry of the JSON (its scores on its test split, or on
+  `dataset`'s), or None if it is not trained and scored."""
+  path = eval_metrics_path(directory, dataset)
   if path is None or not is_finished(directory):
     return None
   record = read_json(os.path.join(directory, RUN_FILE))
@@ -74,7 +81,9 @@ def collect_run(directory: str) -> dict[str, Any] | None:
   config = read_json(os.path.join(directory, 'config.json'))
   return {
       'seed': config['seed'],
-      **{k: metrics[k] for k in METRICS},
+      # Runs scored before LPIPS was reported lack it (scored again when
+      # their checkpoints are at hand: reproduce.py --collect).
+      **{k: metrics[k] for k in METRICS if k in metrics},
       'steps': metrics['step'],
       'images_seen': metrics['step'] * config['train']['global_batch_size'],
       'wall_s': round(record['wall_s'], 1),
@@ -85,36 +94,68 @@ def collect_run(directory: str) -> dict[str, Any] | None:
 
 
 def collect_table(table: str, workdir: str, seeds: int,
-                  steps: int | None, cpu_only: bool) -> dict[str, Any]:
-  """The table's JSON from the runs on disk."""
-  rows = []
-  for row in tables.TABLES[table]:
+                  steps: int | None, cpu_only: bool,
+                  scored_rows: list[dict[str, Any]] = ()) -> dict[str, Any]:
+  """The table's JSON from the runs on disk; for the generalisation table,
+  the standard table's runs scored on its data set, after `scored_rows`
+  (`scored_row`s: baselines, shipped models)."""
+  general = table == tables.GENERALISATION
+  source = tables.GENERALISATION_SOURCE if general else table
+  dataset = tables.GENERALISATION_DATASET if general else None
+  rows = list(scored_rows)
+  for row in tables.TABLES[source]:
     runs = [r for s in range(seeds)
-            if (r := collect_run(run_dir(workdir, row, s, steps)))]
+            if (r := collect_run(run_dir(workdir, row, s, steps), dataset))]
     entry = {
         'row': row.name, 'model': row.model, 'variant': row.variant,
         'recipe': tables.RECIPE_TEXT[row.recipe], 'preset': row.preset,
         'config': row.config_arg, 'overrides': row.overrides, 'runs': runs,
     }
+    entry['trained_on'] = trained_on(row.overrides)
     if runs:
-      entry['mean'] = {k: float(np.mean([r[k] for r in runs]))
-                       for k in METRICS}
-      entry['std'] = {k: float(np.std([r[k] for r in runs]))
-                      for k in METRICS}
+      entry.update(summarise(runs))
     elif row.needs_accelerator and cpu_only:
       entry['status'] = NOT_RUN
     else:
       entry['status'] = 'not run yet'
     rows.append(entry)
-  result = {'table': table, 'description': tables.TABLE_DESCRIPTIONS[table],
-            'rows': rows}
+  description = (tables.GENERALISATION_DESCRIPTION if general
+                 else tables.TABLE_DESCRIPTIONS[table])
+  result = {'table': table, 'description': description, 'rows': rows}
   if table == 'study':
     result['reference'] = tables.STUDY_REFERENCE
   return result
 
 
+def summarise(runs: list[dict[str, Any]]) -> dict[str, dict[str, float]]:
+  """{'mean': ..., 'std': ...} over runs of each metric all of them hold."""
+  keys = [k for k in METRICS if all(k in r for r in runs)]
+  return {'mean': {k: float(np.mean([r[k] for r in runs])) for k in keys},
+          'std': {k: float(np.std([r[k] for r in runs])) for k in keys}}
+
+
+def trained_on(settings: dict[str, Any]) -> list[str]:
+  """The reported metrics a row's loss terms (`loss.terms.<name>` of its
+  overrides, or a config's `loss.terms` dict) train on."""
+  terms = {k.removeprefix('loss.terms.'): v for k, v in settings.items()
+           if k.startswith('loss.terms.')}
+  terms.update(settings.get('loss', {}).get('terms', {}))
+  return sorted(METRIC_TERMS[k] for k, v in terms.items()
+                if v and k in METRIC_TERMS)
+
+
+def scored_row(name: str, kind: str, metrics: dict[str, float], *,
+               trained: list[str], device: str, command: str
+               ) -> dict[str, Any]:
+  """A row scored once, not trained here (kind 'baseline' or 'shipped')."""
+  run = {'seed': None, **{k: metrics[k] for k in METRICS}, 'device': device,
+         'command': command}
+  return {'row': name, 'kind': kind, 'recipe': f'{kind}: {command}',
+          'trained_on': trained, 'runs': [run], **summarise([run])}
+
+
 def _cell(row: dict[str, Any], key: str, digits: int) -> str:
-  if not row['runs']:
+  if not row['runs'] or key not in row['mean']:
     return '-'
   mean, std = row['mean'][key], row['std'][key]
   if len(row['runs']) == 1:
@@ -122,33 +163,40 @@ def _cell(row: dict[str, Any], key: str, digits: int) -> str:
   return f'{mean:.{digits}f} ± {std:.{digits}f}'
 
 
+# (heading, metric key, digits) of the tables' metric columns.
+COLUMNS = (('SSIM', 'ssim', 4), ('FSIM', 'fsim', 4), ('MSE', 'mse', 4),
+           ('PSNR', 'psnr', 2), ('LPIPS-Alex', 'lpips_alex', 4),
+           ('LPIPS-VGG', 'lpips_vgg', 4))
+TRAINED_ON_NOTE = ('trained on: the reported metrics its loss optimises, '
+                   'whose scores are no evidence of quality for it; '
+                   '-: a run scored before LPIPS was reported.')
+
+
 def markdown(result: dict[str, Any]) -> str:
   """The table as Markdown: mean ± std (population) over seeds per row."""
   study = result['table'] == 'study'
-  head = ['row', 'recipe', 'seeds', 'SSIM', 'FSIM', 'MSE', 'PSNR']
+  head = ['row', 'recipe', 'seeds'] + [c[0] for c in COLUMNS]
   if study:
     head += ['study SSIM', 'study MSE']
-  head.append('device')
+  head += ['trained on', 'device']
   lines = ['| ' + ' | '.join(head) + ' |',
-           '| ' + ' | '.join(['---'] * 2 + ['---:'] * (len(head) - 3)
-                             + ['---']) + ' |']
+           '| ' + ' | '.join(['---'] * 2 + ['---:'] * (len(head) - 4)
+                             + ['---'] * 2) + ' |']
   for row in result['rows']:
     recipe = row['recipe'].split(':')[0]
-    if row['runs']:
-      devices = sorted({r['device'] for r in row['runs']})
-      cells = [row['row'], recipe, str(len(row['runs'])),
-               _cell(row, 'ssim', 4), _cell(row, 'fsim', 4),
-               _cell(row, 'mse', 4), _cell(row, 'psnr', 2)]
-    else:
-      devices = [row['status']]
-      cells = [row['row'], recipe, '0', '-', '-', '-', '-']
+    once = row.get('kind') in ('baseline', 'shipped')  # no seeds
+    cells = [row['row'], recipe, '-' if once else str(len(row['runs']))]
+    cells += [_cell(row, key, digits) for _, key, digits in COLUMNS]
+    devices = (sorted({r['device'] for r in row['runs']}) if row['runs']
+               else [row['status']])
     if study:
       ref = result['reference'][row['model']]
       cells += [f'{ref["ssim"]:.4f}', f'{ref["mse"]:.4f}']
-    cells.append('; '.join(devices))
+    cells += [', '.join(row.get('trained_on', [])) or '-', '; '.join(devices)]
     lines.append('| ' + ' | '.join(cells) + ' |')
-  recipes = sorted({r['recipe'] for r in result['rows']})
-  notes = [f'{result["description"]} Mean ± standard deviation over seeds.']
+  recipes = sorted({r['recipe'] for r in result['rows'] if 'kind' not in r})
+  notes = [f'{result["description"]} Mean ± standard deviation over seeds; '
+           + TRAINED_ON_NOTE]
   notes += [f'- {r}' for r in recipes]
   text = '\n'.join(lines) + '\n\n' + '\n'.join(notes) + '\n'
   if result['table'] == 'ablation':

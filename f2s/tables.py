@@ -211,6 +211,20 @@ TABLE_DESCRIPTIONS = {
 }
 
 
+# The generalisation table scores the standard table's runs (CUHK-trained)
+# on CUFSF, beside baselines and the shipped models (f2s.generalisation).
+GENERALISATION = 'generalisation'
+GENERALISATION_SOURCE = 'standard'
+GENERALISATION_DATASET = 'cufsf_face_sketch'
+GENERALISATION_DESCRIPTION = (
+    'Trained on CUHK (the standard table\'s runs), scored on CUFSF\'s FERET '
+    'pairs, which no run sees: photo and artist sketch both aligned to the '
+    'CUHK frame by f2s.align, scored as the standard protocol scores '
+    '(250x200 grey). Baselines on the same crops: grey_photo, the photo '
+    'itself in grey; mean_sketch, the mean of the aligned artist sketches '
+    'for every photo. Shipped models: as f2s.sketch draws with them.')
+
+
 def find_row(table: str, name: str) -> Row:
   """The row `name` of `table`; ValueError naming what exists otherwise."""
   if table not in TABLES:

@@ -108,7 +108,8 @@ def _fake_run(runs_root: str, table: str, row_name: str, seed: int,
               ssim: float = 0.5, finished: bool = True) -> None:
   """Writes a trained and scored run of `row_name` as reproduce.py leaves it
   under `runs_root`: its record, config.json and the final step's
-  predictions/<step>/metrics.json (FSIM ssim + 0.1, MSE 1 - ssim)."""
+  predictions/<step>/metrics.json (FSIM ssim + 0.1, MSE 1 - ssim, LPIPS
+  1 - ssim and 1.1 - ssim)."""
   row = tables.find_row(table, row_name)
   directory = results.run_dir(runs_root, row, seed, None)
   step = row.overrides['train.num_steps']
@@ -121,7 +122,7 @@ def _fake_run(runs_root: str, table: str, row_name: str, seed: int,
   results.write_json(
       os.path.join(directory, 'predictions', str(step), 'metrics.json'),
       {'step': step, 'ssim': ssim, 'fsim': ssim + 0.1, 'mse': 1 - ssim,
-       'psnr': 10.0})
+       'psnr': 10.0, 'lpips_alex': 1 - ssim, 'lpips_vgg': 1.1 - ssim})
 
 
 @pytest.fixture(scope='session')

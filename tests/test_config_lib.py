@@ -86,7 +86,7 @@ def test_missing_config_file_is_named_with_the_files_there(load_config):
     ('train.num_stepz', 'did you mean train.num_steps?'),
     ('trian.num_steps', '--config.trian: no such key; did you mean train?'),
     ('train.num_steps.x', 'train.num_steps is a value, not a section'),
-    ('eval.zzz', 'eval has: batch_size, every_steps'),
+    ('eval.zzz', 'eval has: batch_size, dataset, every_steps, lpips, manual_dir'),
 ])
 def test_unknown_key_message_suggests_close_keys(load_config, key, expected):
   assert expected in config_lib.unknown_key_message(load_config('casq'), key)

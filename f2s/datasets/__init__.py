@@ -1,6 +1,8 @@
 """TFDS builders of face photo / sketch pairs; importing registers them.
 
 - `cuhk_face_sketch`: the CUHK student pairs (manual download).
+- `cufsf_face_sketch`: CUFSF's FERET pairs, aligned; for measuring only
+  (manual download).
 - `synthetic_face_sketch`: procedural demo faces (no download).
 """
 
@@ -11,27 +13,42 @@ from typing import Any
 
 import tensorflow_datasets as tfds
 
+from f2s.datasets import cufsf_face_sketch
+from f2s.datasets.cufsf_face_sketch import CufsfFaceSketch
 from f2s.datasets.cuhk_face_sketch import CuhkFaceSketch
 from f2s.datasets.cuhk_face_sketch import MANUAL_DOWNLOAD_INSTRUCTIONS
 from f2s.datasets.synthetic_face_sketch import SyntheticFaceSketch
 
 __all__ = [
+    'CufsfFaceSketch',
     'CuhkFaceSketch',
     'SyntheticFaceSketch',
+    'default_cufsf_dir',
     'default_cuhk_dir',
     'load_source',
 ]
 
 CUHK_DIR_ENV = 'F2S_CUHK_DIR'
+CUFSF_DIR_ENV = 'F2S_CUFSF_DIR'
+
+
+def _default_dir(env: str, folder: str) -> str:
+  """$<env>, else `<repo root>/../shared/data/<folder>`."""
+  from_env = os.environ.get(env)
+  if from_env:
+    return from_env
+  repo_root = pathlib.Path(__file__).resolve().parents[2]
+  return str(repo_root.parent / 'shared' / 'data' / folder)
 
 
 def default_cuhk_dir() -> str:
   """$F2S_CUHK_DIR, else `<repo root>/../shared/data/cuhk`."""
-  from_env = os.environ.get(CUHK_DIR_ENV)
-  if from_env:
-    return from_env
-  repo_root = pathlib.Path(__file__).resolve().parents[2]
-  return str(repo_root.parent / 'shared' / 'data' / 'cuhk')
+  return _default_dir(CUHK_DIR_ENV, 'cuhk')
+
+
+def default_cufsf_dir() -> str:
+  """$F2S_CUFSF_DIR, else `<repo root>/../shared/data/cufsf_dev`."""
+  return _default_dir(CUFSF_DIR_ENV, 'cufsf_dev')
 
 
 _DEMO_HINT = (
@@ -60,12 +77,20 @@ def load_source(
 
   Each record is a dict: `photo` uint8 (250, 200, 3), `sketch` uint8
   (250, 200, 1), `name` (bytes or str). For `cuhk_face_sketch`, `manual_dir`
-  defaults to `default_cuhk_dir()`.
+  defaults to `default_cuhk_dir()`, for `cufsf_face_sketch` to
+  `default_cufsf_dir()`.
   """
   kwargs = {'data_dir': data_dir}
   if builder_config is not None:
     kwargs['config'] = builder_config
   builder = tfds.builder(name, **kwargs)
+  if name == CufsfFaceSketch.name:
+    manual_dir = manual_dir or default_cufsf_dir()
+    if not os.path.isdir(manual_dir):
+      raise FileNotFoundError(
+          f'CUFSF data not found: manual directory {manual_dir!r} is missing '
+          f'(set config.eval.manual_dir or ${CUFSF_DIR_ENV}).\n'
+          f'{cufsf_face_sketch.MANUAL_DOWNLOAD_INSTRUCTIONS}')
   if not builder.is_prepared():
     if name == CuhkFaceSketch.name:
       manual_dir = manual_dir or default_cuhk_dir()
@@ -84,6 +109,8 @@ def load_source(
       # instructions): point to the demo data too.
       raise FileNotFoundError(f'{e}\n{_DEMO_HINT}') from e
   check_prepared(builder, split)
+  if name == CufsfFaceSketch.name:
+    cufsf_face_sketch.check_source(builder, manual_dir)
   return builder.as_data_source(split)
 
 

@@ -1,11 +1,13 @@
-"""Evaluation over a whole test split: SSIM, FSIM, MSE, PSNR and model metrics.
+"""Evaluation over a whole test split: SSIM, FSIM, MSE, PSNR, LPIPS and model
+metrics.
 
 Scoring follows the protocol: the prediction is rounded to 8 bits (the PNGs
 evaluation writes hold exactly the images scored) and compared in [0, 1]; for
 'casq' the 200x200 RGB prediction is scored as is; for 'standard' the padded
 greyscale prediction and target are cropped back to 250x200 with
-`crop_to_valid`. SSIM, FSIM and PSNR are per image, averaged; MSE is over the
-whole test array (with equal image sizes, the mean of per-image MSEs).
+`crop_to_valid`. SSIM, FSIM, PSNR and LPIPS (`lpips_alex`, `lpips_vgg`: the
+nets of `config.eval.lpips`) are per image, averaged; MSE is over the whole
+test array (with equal image sizes, the mean of per-image MSEs).
 
 Every number is independent of the eval batch size: the model runs on each
 example alone (vmapped), so its auxiliary metrics (vq_loss, perplexity,
@@ -15,7 +17,7 @@ nothing mutable, so evaluation never changes the EMA statistics.
 """
 import json
 import os
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 
 import jax
 import jax.numpy as jnp
@@ -36,12 +38,57 @@ EVAL_KEYS = ('photo', 'sketch', 'mask')
 METRICS_FILE = 'metrics.json'
 
 
+def image_metrics(pred: jax.Array, target: jax.Array,
+                  lpips_nets: Sequence[str] = ()) -> dict[str, jax.Array]:
+  """Per-image ssim, fsim, mse, psnr and `lpips_<net>` of [0, 1] images
+  (..., H, W, C): what evaluation reports, for models and baselines alike."""
+  scores = {
+      'ssim': f2s_metrics.ssim(pred, target, data_range=1.0),
+      'fsim': f2s_metrics.fsim(pred, target, data_range=1.0),
+      'mse': f2s_metrics.mse(pred, target),
+      'psnr': f2s_metrics.psnr(pred, target, data_range=1.0),
+  }
+  for net in lpips_nets:
+    scores[f'lpips_{net}'] = f2s_metrics.lpips(pred, target, net=net,
+                                               data_range=1.0)
+  return scores
+
+
+def score_images(pred: np.ndarray, target: np.ndarray,
+                 lpips_nets: Sequence[str] = (), chunk: int = 8
+                 ) -> dict[str, float]:
+  """`image_metrics` of uint8 predictions against uint8 targets (N, H, W, C),
+  averaged over the N images: how evaluation scores 8-bit predictions, for
+  outputs made outside a train state (baselines, shipped models). Scored
+  `chunk` images at a time to bound VGG16's memory."""
+  if pred.shape != target.shape or pred.dtype != np.uint8 or (
+      target.dtype != np.uint8):
+    raise ValueError(f'score_images: expected uint8 arrays of one shape, got '
+                     f'{pred.dtype} {pred.shape} and {target.dtype} '
+                     f'{target.shape}')
+  score = jax.jit(lambda p, t: image_metrics(p / 255.0, t / 255.0,
+                                             tuple(lpips_nets)))
+  sums: dict[str, float] = {}
+  for start in range(0, len(pred), chunk):
+    # The last chunk padded to full size (one compilation), its extra rows
+    # dropped before summing.
+    rows = slice(start, min(start + chunk, len(pred)))
+    n = rows.stop - rows.start
+    pad = [(0, chunk - n)] + [(0, 0)] * (pred.ndim - 1)
+    scores = score(np.pad(pred[rows], pad).astype(np.float32),
+                   np.pad(target[rows], pad).astype(np.float32))
+    for key, values in jax.device_get(scores).items():
+      sums[key] = sums.get(key, 0.0) + float(np.sum(values[:n], dtype=np.float64))
+  return {key: value / len(pred) for key, value in sums.items()}
+
+
 def make_eval_step(model: nn.Module, spec: preprocess.DataSpec,
+                   lpips_nets: Sequence[str] = (),
                    axis_name: str = parallel.AXIS) -> Callable:
   """Per-device `(state, batch) -> (sums, prediction)`.
 
-  sums: masked sums over the global batch of per-image ssim/fsim/mse/psnr and
-  of the model's per-image aux scalars, and 'count'.
+  sums: masked sums over the global batch of `image_metrics` (with
+  `lpips_nets`) and of the model's per-image aux scalars, and 'count'.
   prediction: the 8-bit prediction (uint8, the model's padded size), this
   device's slice.
   """
@@ -63,12 +110,7 @@ def make_eval_step(model: nn.Module, spec: preprocess.DataSpec,
     target = preprocess.crop_to_valid(
         value_ranges.to_unit(batch['sketch'], value_range), spec)
     mask = batch['mask']
-    per_image = {
-        'ssim': f2s_metrics.ssim(pred_scored, target, data_range=1.0),
-        'fsim': f2s_metrics.fsim(pred_scored, target, data_range=1.0),
-        'mse': f2s_metrics.mse(pred_scored, target),
-        'psnr': f2s_metrics.psnr(pred_scored, target, data_range=1.0),
-    }
+    per_image = image_metrics(pred_scored, target, lpips_nets)
     per_image.update({f'aux_{k}': v for k, v in aux.items()})
     sums = {k: (v * mask).sum() for k, v in per_image.items()}
     sums['count'] = mask.sum()
@@ -78,10 +120,10 @@ def make_eval_step(model: nn.Module, spec: preprocess.DataSpec,
 
 
 def data_parallel_eval(model: nn.Module, spec: preprocess.DataSpec,
-                       mesh: Mesh) -> Callable:
+                       mesh: Mesh, lpips_nets: Sequence[str] = ()) -> Callable:
   """The jitted data-parallel eval step (state not donated)."""
   return parallel.data_parallel(
-      make_eval_step(model, spec), mesh,
+      make_eval_step(model, spec, lpips_nets), mesh,
       out_specs=(P(), P(parallel.AXIS)), donate=False)
 
 

@@ -112,7 +112,8 @@ def build_experiment(config: ml_collections.ConfigDict,
   return Experiment(
       config=config, spec=spec, mesh=mesh, model=model,
       state=parallel.replicate(state, mesh), per_device_step=per_device_step,
-      eval_step=evaluate_lib.data_parallel_eval(model, spec, mesh),
+      eval_step=evaluate_lib.data_parallel_eval(
+          model, spec, mesh, tuple(config.eval.lpips)),
       manager=manager)
 
 
@@ -158,8 +159,11 @@ def make_feed(exp: Experiment, source: Any) -> TrainFeed:
       iterator=iterator)
 
 
-def load_split(config: ml_collections.ConfigDict, split: str) -> Any:
-  """The split's random-access source, building the data set if needed.
+def load_split(config: ml_collections.ConfigDict, split: str, *,
+               dataset: str | None = None) -> Any:
+  """The split's random-access source, building the data set if needed:
+  config.data's data set, or `dataset` (its default builder config and
+  config.eval.manual_dir).
 
   With several processes, process 0 loads (and so builds) first and the
   others wait for it: processes sharing a data_dir never build it at once.
@@ -168,6 +172,9 @@ def load_split(config: ml_collections.ConfigDict, split: str) -> Any:
   from f2s.datasets import load_source
 
   def load():
+    if dataset is not None:
+      return load_source(dataset, split, data_dir=config.data.data_dir,
+                         manual_dir=config.eval.manual_dir)
     return load_source(config.data.dataset, split,
                        data_dir=config.data.data_dir,
                        builder_config=config.data.builder_config,
@@ -180,9 +187,12 @@ def load_split(config: ml_collections.ConfigDict, split: str) -> Any:
   return load() if source is None else source
 
 
-def prediction_dir(workdir: str, step: int) -> str:
-  """Where evaluation at `step` writes its PNGs and metrics.json."""
-  return os.path.join(workdir, PREDICTIONS_DIR, str(step))
+def prediction_dir(workdir: str, step: int, dataset: str | None = None
+                   ) -> str:
+  """Where evaluation at `step` writes its PNGs and metrics.json: on the
+  run's test split, or (`dataset`) on another data set's."""
+  return os.path.join(workdir, PREDICTIONS_DIR, *([dataset] if dataset else []),
+                      str(step))
 
 
 def run_evaluation(exp: Experiment, state: state_lib.TrainState,
@@ -204,12 +214,15 @@ def run_evaluation(exp: Experiment, state: state_lib.TrainState,
 
 
 def _write_eval(writer: writers.MetricWriter, value_range: str, step: int,
-                metrics: dict[str, float], samples: dict | None) -> None:
-  writer.write_scalars(step, 'eval', metrics)
+                metrics: dict[str, float], samples: dict | None,
+                dataset: str | None = None) -> None:
+  """Logs an evaluation: split 'eval', or 'eval_<dataset>' for another data
+  set's test split (its grid named after it too)."""
+  writer.write_scalars(step, f'eval_{dataset}' if dataset else 'eval', metrics)
   if samples is not None:
     writer.write_grid(step, writers.sample_grid(
         samples['photo'], samples['sketch'], samples['prediction'],
-        value_range=value_range))
+        value_range=value_range), prefix=f'{dataset}_' if dataset else '')
 
 
 class _BackgroundWriter:
@@ -429,17 +442,19 @@ def _evaluate(config: ml_collections.ConfigDict, workdir: str,
     state, step = checkpoints.restore_first(manager, exp.state, None, steps)
   finally:
     manager.close()
+  dataset = config.eval.dataset
   if test_source is None:
-    test_source = load_split(config, config.data.test_split)
+    test_source = (load_split(config, 'test', dataset=dataset) if dataset
+                   else load_split(config, config.data.test_split))
   metrics, samples = run_evaluation(exp, state, test_source,
                                     config.eval.num_samples,
-                                    prediction_dir(workdir, step))
+                                    prediction_dir(workdir, step, dataset))
   writer = writers.MetricWriter(workdir, enabled=jax.process_index() == 0)
-  _write_eval(writer, config.data.value_range, step, metrics, samples)
+  _write_eval(writer, config.data.value_range, step, metrics, samples, dataset)
   writer.close()
   if jax.process_index() == 0:
-    print(f'checkpoint step {step} ({config.eval.restore}): '
-          + _format(metrics))
+    print(f'checkpoint step {step} ({config.eval.restore})'
+          + (f' on {dataset}' if dataset else '') + ': ' + _format(metrics))
   return metrics
 
 

@@ -1,6 +1,7 @@
 """One check of an experiment config before anything runs."""
 import ml_collections
 
+from f2s.features import NETS as LPIPS_NETS
 from f2s import models
 from f2s import value_range as value_ranges
 from f2s.data import device_data, preprocess
@@ -8,7 +9,9 @@ from f2s.models import layers
 from f2s.training import losses, step as step_lib
 
 DATASETS = ('synthetic_face_sketch', 'cuhk_face_sketch')
-EVAL_METRICS = ('ssim', 'fsim', 'mse', 'psnr')
+# Data sets only scored on: never trained on.
+EVAL_DATASETS = ('cufsf_face_sketch',)
+EVAL_METRICS = ('ssim', 'fsim', 'mse', 'psnr', 'lpips_alex', 'lpips_vgg')
 
 
 def _choice(where: str, value, allowed) -> None:
@@ -105,6 +108,19 @@ def validate_config(config: ml_collections.ConfigDict,
   for key in ('b1', 'b2'):
     _number(f'config.train.{key}', config.train[key], minimum=0, below=1)
   _check_gan(config.gan)
+  lpips = config.eval.lpips
+  if (not isinstance(lpips, (tuple, list)) or len(set(lpips)) != len(lpips)
+      or not set(lpips) <= set(LPIPS_NETS)):
+    raise ValueError(f'config.eval.lpips={lpips!r}: expected a tuple of '
+                     f'distinct nets from {tuple(LPIPS_NETS)}, e.g. '
+                     "('alex', 'vgg'), or () for none")
+  if config.eval.dataset is not None:
+    _choice('config.eval.dataset', config.eval.dataset, EVAL_DATASETS)
+  best = config.checkpoint.best_metric
+  if best.startswith('lpips_') and best.removeprefix('lpips_') not in lpips:
+    raise ValueError(f'config.checkpoint.best_metric={best!r} is not scored: '
+                     f'add {best.removeprefix("lpips_")!r} to '
+                     f'config.eval.lpips={tuple(lpips)!r}')
   if not isinstance(config.eval.write_predictions, bool):
     raise ValueError(f'config.eval.write_predictions='
                      f'{config.eval.write_predictions!r}: expected true/false')

@@ -51,15 +51,17 @@ class MetricWriter:
       self._tb.add_scalar(f'{split}/{key}', float(value), int(step))
     self._tb.flush()
 
-  def write_grid(self, step: int, grid: np.ndarray) -> str | None:
-    """Saves a uint8 HxWx3 grid as samples/step_XXXXXX.png; returns the path."""
+  def write_grid(self, step: int, grid: np.ndarray, prefix: str = ''
+                 ) -> str | None:
+    """Saves a uint8 HxWx3 grid as samples/<prefix>step_XXXXXX.png; returns
+    the path."""
     if not self._enabled:
       return None
     directory = os.path.join(self._workdir, SAMPLES_DIR)
     os.makedirs(directory, exist_ok=True)
-    path = os.path.join(directory, f'step_{int(step):06d}.png')
+    path = os.path.join(directory, f'{prefix}step_{int(step):06d}.png')
     Image.fromarray(grid).save(path)
-    self._tb.add_image('samples', grid, int(step), dataformats='HWC')
+    self._tb.add_image(f'{prefix}samples', grid, int(step), dataformats='HWC')
     self._tb.flush()
     return path
 

@@ -1,6 +1,7 @@
 """Evaluation: batch-size independence, masking of padding rows, prediction
 PNGs that rescore to the reported numbers (independent SSIM from
-scikit-image), metrics.json, and the reduction over batches."""
+scikit-image; LPIPS as f2s.metrics scores it), metrics.json, and the
+reduction over batches."""
 import json
 import os
 
@@ -20,10 +21,11 @@ def experiment(tmp_path, load_config):
   """`experiment(workdir, protocol='casq', eval_batch=2)`: the tiny CASQ."""
   managers = []
 
-  def make(workdir=tmp_path, protocol='casq', eval_batch=2):
+  def make(workdir=tmp_path, protocol='casq', eval_batch=2, lpips=()):
     config = load_config('casq')
     config.data.protocol = protocol
     config.eval.batch_size = eval_batch
+    config.eval.lpips = lpips
     loop.check_run(config, str(workdir))
     exp = loop.build_experiment(config, str(workdir))
     managers.append(exp.manager)
@@ -58,7 +60,7 @@ def test_prediction_pngs_rescore_to_reported_metrics(tmp_path, experiment,
                                                      sources, protocol,
                                                      shape, mode):
   _, test = sources
-  exp = experiment(protocol=protocol)
+  exp = experiment(protocol=protocol, lpips=('alex',))
   out = str(tmp_path / 'predictions' / '0')
   metrics, _ = loop.run_evaluation(exp, exp.state, test, 0, out)
   names = sorted(n for n in os.listdir(out) if n.endswith('.png'))
@@ -67,7 +69,7 @@ def test_prediction_pngs_rescore_to_reported_metrics(tmp_path, experiment,
     saved = json.load(f)
   assert saved['step'] == 0
   assert saved['ssim'] == pytest.approx(metrics['ssim'])
-  ssims, mses, fsims = [], [], []
+  ssims, mses, fsims, lpips = [], [], [], []
   for i, name in enumerate(names):
     image = Image.open(os.path.join(out, name))
     assert image.mode == mode
@@ -84,9 +86,14 @@ def test_prediction_pngs_rescore_to_reported_metrics(tmp_path, experiment,
     fsims.append(float(f2s_metrics.fsim(pred.astype(np.float32),
                                         target.astype(np.float32),
                                         data_range=1.0)))
+    lpips.append(float(f2s_metrics.lpips(pred.astype(np.float32),
+                                         target.astype(np.float32),
+                                         net='alex', data_range=1.0)))
   assert np.mean(ssims) == pytest.approx(metrics['ssim'], abs=1e-4)
   assert np.mean(mses) == pytest.approx(metrics['mse'], rel=1e-4)
   assert np.mean(fsims) == pytest.approx(metrics['fsim'], abs=1e-4)
+  assert 'lpips_vgg' not in metrics  # only the nets of config.eval.lpips
+  assert np.mean(lpips) == pytest.approx(metrics['lpips_alex'], abs=1e-4)
 
 
 def test_eval_uses_mask_and_leaves_state_alone(one_device_run, fake_batch,

@@ -86,8 +86,8 @@ def test_eval_mode_reads_best_checkpoint(tmp_path, make_config, sources):
 
 def test_bad_config_values_are_named(tmp_path, make_config, sources):
   config = make_config()
-  config.loss.terms['perceptual'] = 1.0
-  with pytest.raises(ValueError, match='perceptual'):
+  config.loss.terms['lpips'] = 1.0
+  with pytest.raises(ValueError, match='lpips'):
     loop.train_and_evaluate(config, str(tmp_path), sources=sources)
   config = make_config()
   config.model.name = 'gan'
