@@ -83,6 +83,7 @@ def test_metadata_name_the_model_protocol_and_shapes(exported):
   model_dir, path = exported
   trained = pretrained.load(model_dir)
   model = onnx.load(path)
+  onnx.checker.check_model(model, full_check=True)
   meta = {p.key: p.value for p in model.metadata_props}
   protocol = trained.config.data.protocol
   assert meta[export.METADATA_MODEL] == (
