@@ -16,16 +16,18 @@ for a core, and their sum bounds what an idle machine would take.
 import argparse
 import os
 import platform
-import socket
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
-import urllib.error
-import urllib.request
 
 from PIL import Image
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+
+from f2s import demo  # noqa: E402  (after the path set-up)
 
 STARTUP_S = 300
 
@@ -39,25 +41,6 @@ def cpu_name() -> str:
   except OSError:
     pass
   return platform.processor() or 'unknown CPU'
-
-
-def free_port() -> int:
-  with socket.socket() as s:
-    s.bind(('127.0.0.1', 0))
-    return s.getsockname()[1]
-
-
-def wait_until_serving(url: str, server: subprocess.Popen) -> None:
-  deadline = time.monotonic() + STARTUP_S
-  while time.monotonic() < deadline:
-    if server.poll() is not None:
-      sys.exit(f'error: the demo exited with {server.returncode}')
-    try:
-      with urllib.request.urlopen(url, timeout=5):
-        return
-    except (urllib.error.URLError, ConnectionError, TimeoutError):
-      time.sleep(0.5)
-  sys.exit(f'error: the demo did not serve {url} within {STARTUP_S} s')
 
 
 def cpu_seconds(pid: int) -> float:
@@ -90,14 +73,14 @@ def time_calls(url: str, photo: str, warmup: int, repeats: int,
 
 def main() -> None:
   argv = sys.argv[1:]
-  demo_flags = argv[argv.index('--') + 1:] if '--' in argv else []
+  split = argv.index('--') if '--' in argv else len(argv)
   parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
   parser.add_argument('--url', help='a running demo (default: start one)')
   parser.add_argument('--photo', help='image file (default: the astronaut)')
   parser.add_argument('--repeats', type=int, default=20)
   parser.add_argument('--warmup', type=int, default=3)
-  args = parser.parse_args(argv[:len(argv) - len(demo_flags)
-                                - ('--' in argv)])
+  args = parser.parse_args(argv[:split])
+  demo_flags = argv[split + 1:]
   with tempfile.TemporaryDirectory() as tmp:
     photo = args.photo
     if photo is None:
@@ -106,17 +89,16 @@ def main() -> None:
       Image.fromarray(skimage.data.astronaut()).save(photo)
     server, url = None, args.url
     if url is None:
-      url = f'http://127.0.0.1:{free_port()}/'
-      server = subprocess.Popen(
-          [sys.executable, '-m', 'f2s.demo', '--host', '127.0.0.1',
-           '--port', url.rsplit(':', 1)[1].strip('/'), *demo_flags],
-          stdout=subprocess.DEVNULL)
+      server, url = demo.start_subprocess(demo_flags,
+                                          stdout=subprocess.DEVNULL)
     try:
       if server is not None:
-        wait_until_serving(url, server)
+        demo.wait_until_serving(url, server, STARTUP_S)
       times, server_cpu, own_cpu = time_calls(
           url, photo, args.warmup, args.repeats, tmp,
           server and server.pid)
+    except RuntimeError as e:  # the demo did not start
+      sys.exit(f'error: {e}')
     finally:
       if server is not None:
         server.terminate()

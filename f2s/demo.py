@@ -31,11 +31,16 @@ import importlib.util
 import os
 import shutil
 import signal
+import socket
+import subprocess
 import sys
 import tempfile
 import threading
 import time
+import urllib.error
+import urllib.request
 from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 from PIL import Image, ImageDraw
@@ -349,6 +354,35 @@ def build_page(demo: Demo, examples: list[str]):
   return page
 
 
+def start_subprocess(flags: list[str], **popen: Any
+                     ) -> tuple[subprocess.Popen, str]:
+  """`python -m f2s.demo FLAGS` on a free port of 127.0.0.1, for tests and
+  benchmarks: (its process, its URL). `popen`: subprocess.Popen's options."""
+  with socket.socket() as s:  # free now; the demo binds it a moment later
+    s.bind(('127.0.0.1', 0))
+    port = s.getsockname()[1]
+  server = subprocess.Popen([sys.executable, '-m', 'f2s.demo', '--host',
+                             '127.0.0.1', f'--port={port}', *flags], **popen)
+  return server, f'http://127.0.0.1:{port}/'
+
+
+def wait_until_serving(url: str, server: subprocess.Popen,
+                       timeout_s: float) -> None:
+  """Returns once `url` answers; raises RuntimeError if `server` exits or
+  `timeout_s` pass first."""
+  deadline = time.monotonic() + timeout_s
+  while time.monotonic() < deadline:
+    if server.poll() is not None:
+      raise RuntimeError(f'the demo exited with {server.returncode} before '
+                         f'serving {url}')
+    try:
+      with urllib.request.urlopen(url, timeout=5):
+        return
+    except (urllib.error.URLError, ConnectionError, TimeoutError):
+      time.sleep(0.5)
+  raise RuntimeError(f'the demo did not serve {url} within {timeout_s:g} s')
+
+
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
   parser = argparse.ArgumentParser(
       prog='python -m f2s.demo',
@@ -386,6 +420,15 @@ def main(argv: list[str] | None = None) -> int:
   args = parse_args(argv)
   if importlib.util.find_spec('gradio') is None:
     print("error: the demo needs gradio: pip install -e '.[demo]'",
+          file=sys.stderr)
+    return 1
+  try:  # before the model's load and compilation, which take seconds
+    with socket.create_server((args.host, args.port)):
+      pass
+  except OSError as e:
+    reason = os.strerror(e.errno) if e.errno else str(e)
+    print(f'error: cannot serve on {args.host}:{args.port} ({reason}): '
+          'choose another --port or --host',
           file=sys.stderr)
     return 1
   from absl import logging  # keep Orbax's INFO lines quiet

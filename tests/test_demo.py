@@ -13,12 +13,8 @@ import io
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
-import time
-import urllib.error
-import urllib.request
 
 import numpy as np
 import pytest
@@ -45,32 +41,12 @@ MAX_MEGAPIXELS = 1.0  # the astronaut has 0.26
 MAX_FILE_MB = 1.0
 
 
-def free_port() -> int:
-  with socket.socket() as s:
-    s.bind(('127.0.0.1', 0))
-    return s.getsockname()[1]
-
-
 def subprocess_env(tmp: str) -> dict[str, str]:
   """The environment without the suite's XLA_FLAGS, temporary files in
   `tmp`."""
   env = {k: v for k, v in os.environ.items() if k != 'XLA_FLAGS'}
   env['TMPDIR'] = tmp
   return env
-
-
-def wait_until_serving(url: str, server: subprocess.Popen) -> None:
-  deadline = time.monotonic() + STARTUP_S
-  while time.monotonic() < deadline:
-    if server.poll() is not None:
-      pytest.fail(f'the demo exited with {server.returncode}: '
-                  f'{server.stderr.read()}')
-    try:
-      with urllib.request.urlopen(url, timeout=5):
-        return
-    except (urllib.error.URLError, ConnectionError, TimeoutError):
-      time.sleep(0.5)
-  pytest.fail(f'the demo did not serve {url} within {STARTUP_S} s')
 
 
 @pytest.fixture(scope='module')
@@ -105,14 +81,13 @@ class Server:
 def demo(tmp_path_factory, photos):
   tmp = tmp_path_factory.mktemp('demo_tmp')
   cwd = tmp_path_factory.mktemp('demo_cwd')
-  url = f'http://127.0.0.1:{free_port()}/'
+  log = tmp_path_factory.mktemp('demo_log') / 'stderr.txt'
   package = sorted(os.listdir(PACKAGE))
-  server = subprocess.Popen(
-      [sys.executable, '-m', 'f2s.demo', '--host', '127.0.0.1', '--port',
-       url.rsplit(':', 1)[1].strip('/'), f'--max-megapixels={MAX_MEGAPIXELS}',
-       f'--max-file-mb={MAX_FILE_MB}'],
-      cwd=cwd, env=subprocess_env(str(tmp)), stdout=subprocess.DEVNULL,
-      stderr=subprocess.PIPE, text=True)
+  with open(log, 'w') as stderr:
+    server, url = demo_module.start_subprocess(
+        [f'--max-megapixels={MAX_MEGAPIXELS}', f'--max-file-mb={MAX_FILE_MB}'],
+        cwd=cwd, env=subprocess_env(str(tmp)), stdout=subprocess.DEVNULL,
+        stderr=stderr)
   try:
     # The command line's sketch, while the server starts.
     out = tmp_path_factory.mktemp('cli')
@@ -121,7 +96,10 @@ def demo(tmp_path_factory, photos):
                    env=subprocess_env(str(tmp_path_factory.mktemp('cli_tmp'))),
                    check=True, capture_output=True, timeout=STARTUP_S)
     expected = np.asarray(Image.open(out / 'astronaut.png'))
-    wait_until_serving(url, server)
+    try:
+      demo_module.wait_until_serving(url, server, STARTUP_S)
+    except RuntimeError as e:
+      pytest.fail(f'{e}: {log.read_text()}')
     yield Server(url, server, str(tmp), str(cwd), package, expected)
   finally:
     if server.poll() is None:
@@ -272,6 +250,18 @@ def test_the_api_names_the_problem(demo, photos, tmp_path):
                      match='^not_a_photo.jpg: not an image'):
     client.predict(gradio_client.handle_file(str(photos / 'not_a_photo.jpg')),
                    api_name='/sketch')
+
+
+def test_a_port_in_use_gets_one_error_line(demo, tmp_path):
+  port = demo.url.rsplit(':', 1)[1].strip('/')
+  result = subprocess.run(
+      [sys.executable, '-m', 'f2s.demo', f'--port={port}'], cwd=tmp_path,
+      env=subprocess_env(str(tmp_path)), capture_output=True, text=True,
+      timeout=STARTUP_S)
+  assert result.returncode == 1
+  assert result.stderr.splitlines() == [
+      f'error: cannot serve on 127.0.0.1:{port} (Address already in use): '
+      'choose another --port or --host']
 
 
 def test_stopping_leaves_no_files(demo):
