@@ -147,6 +147,10 @@ The full config is `config.json` beside this card.
 On the `{data.test_split}` split, from the run's {scores_from}:
 
 {score_table}
+
+How it draws faces unlike its training data's: score it on CUFSF with
+`python experiments/reproduce.py --table=generalisation` (README, "Beyond
+CUHK").
 """
 
 

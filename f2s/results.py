@@ -19,7 +19,9 @@ RUN_FILE = 'reproduce_run.json'
 METRICS = ('ssim', 'fsim', 'mse', 'psnr', 'lpips_alex', 'lpips_vgg')
 # Loss terms that train on (a network of) a reported metric: a row's score
 # on it is no evidence of quality.
-METRIC_TERMS = {'ssim': 'SSIM', 'fsim': 'FSIM'}
+METRIC_TERMS = {'ssim': 'SSIM', 'fsim': 'FSIM',
+                # VGG16 features and their Gram matrices: LPIPS-VGG's net.
+                'perceptual': 'LPIPS-VGG', 'style': 'LPIPS-VGG'}
 NOT_RUN = ('not run: the study recipe (256,000 images) takes ~10 h a run on '
            'a 2-core CPU for casq_paper (7 images/s at batch 128)')
 
@@ -140,8 +142,8 @@ def trained_on(settings: dict[str, Any]) -> list[str]:
   terms = {k.removeprefix('loss.terms.'): v for k, v in settings.items()
            if k.startswith('loss.terms.')}
   terms.update(settings.get('loss', {}).get('terms', {}))
-  return sorted(METRIC_TERMS[k] for k, v in terms.items()
-                if v and k in METRIC_TERMS)
+  return sorted({METRIC_TERMS[k] for k, v in terms.items()
+                 if v and k in METRIC_TERMS})
 
 
 def scored_row(name: str, kind: str, metrics: dict[str, float], *,

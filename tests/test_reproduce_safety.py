@@ -188,3 +188,39 @@ def _alive(pid: int) -> bool:
       return f.read().rsplit(')', 1)[1].split()[0] != 'Z'
   except FileNotFoundError:
     return False
+
+
+def test_runs_lacking_a_metric_or_the_data_set_are_scored_again(
+    checkout, fake_run, monkeypatch):
+  reproduce, root = checkout
+  calls = []
+  monkeypatch.setattr(reproduce, '_run', calls.append)
+  runs = str(root / 'runs')
+  fake_run(runs, TABLE, 'dae_conv', 0)
+  row = tables.find_row(TABLE, 'dae_conv')
+  directory = results.run_dir(runs, row, 0, None)
+  reproduce.evaluate_run(row, 0, directory, None)
+  assert calls == []  # scored with every metric: left alone
+  on = [f'--config.eval.dataset={tables.GENERALISATION_DATASET}']
+  reproduce.evaluate_run(row, 0, directory, None, on)
+  assert calls[-1][-3:] == ['--mode=eval', '--config.eval.restore=latest',
+                            *on]
+  path = results.eval_metrics_path(directory)
+  saved = results.read_json(path)
+  del saved['lpips_vgg']  # scored before LPIPS was reported
+  results.write_json(path, saved)
+  reproduce.evaluate_run(row, 0, directory, None)
+  assert len(calls) == 2 and calls[-1][-1] == '--config.eval.restore=latest'
+
+
+def test_render_rewrites_the_markdown_from_the_committed_json(checkout):
+  reproduce, root = checkout
+  md = root / 'experiments' / 'results' / f'{TABLE}.md'
+  md.write_text('stale\n')
+  reproduce.main([f'--table={TABLE}', '--render'])
+  result = results.read_json(str(root / 'experiments' / 'results'
+                                 / f'{TABLE}.json'))
+  assert md.read_text() == f'# {TABLE}\n\n' + results.markdown(result)
+  assert results.readme_section(TABLE, str(root / 'README.md')) == (
+      f'<!-- results:{TABLE}:begin -->\n{results.markdown(result)}'
+      f'<!-- results:{TABLE}:end -->')

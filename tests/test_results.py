@@ -51,6 +51,62 @@ def test_study_table_carries_the_reference_and_not_run_rows(tmp_path):
   assert '| casq_paper_study | study | 0 |' in results.markdown(result)
 
 
+def test_runs_scored_before_lpips_show_a_dash(tmp_path, fake_run):
+  root = str(tmp_path)
+  fake_run(root, 'standard', 'casq_gan_plain_fsim', 0, 0.6)
+  fake_run(root, 'standard', 'casq_gan_plain_fsim', 1, 0.7)
+  row = tables.find_row('standard', 'casq_gan_plain_fsim')
+  path = os.path.join(results.run_dir(root, row, 1, None), 'predictions',
+                      '300', 'metrics.json')
+  saved = results.read_json(path)
+  del saved['lpips_alex'], saved['lpips_vgg']
+  results.write_json(path, saved)
+  result = results.collect_table('standard', root, 2, None, cpu_only=True)
+  entry = {r['row']: r for r in result['rows']}['casq_gan_plain_fsim']
+  assert 'lpips_alex' not in entry['mean']  # only seed 0 holds it
+  assert entry['mean']['ssim'] == pytest.approx(0.65)
+  assert entry['trained_on'] == ['FSIM', 'SSIM']
+  assert ('| casq_gan_plain_fsim | f2s | 2 | 0.6500 ± 0.0500 | 0.7500 ± '
+          '0.0500 | 0.3500 ± 0.0500 | 10.00 ± 0.00 | - | - | FSIM, SSIM |'
+          in results.markdown(result))
+
+
+def test_trained_on_names_the_metrics_a_loss_optimises():
+  assert results.trained_on({'loss.terms.bce': 1.0}) == []
+  assert results.trained_on({'loss.terms.ssim': 1.0,
+                             'loss.terms.fsim': 0.0}) == ['SSIM']
+  config = {'loss': {'terms': {'bce': 1.0, 'perceptual': 0.1, 'style': 1.0}}}
+  assert results.trained_on(config) == ['LPIPS-VGG']
+
+
+def test_generalisation_table_scores_standard_runs_on_cufsf(tmp_path,
+                                                             fake_run):
+  root = str(tmp_path)
+  fake_run(root, 'standard', 'casq_gan', 0, 0.5)
+  row = tables.find_row('standard', 'casq_gan')
+  run = results.run_dir(root, row, 0, None)
+  cufsf = os.path.join(run, 'predictions', tables.GENERALISATION_DATASET,
+                       '300')
+  os.makedirs(cufsf)
+  scores = {'ssim': 0.4, 'fsim': 0.6, 'mse': 0.06, 'psnr': 12.0,
+            'lpips_alex': 0.41, 'lpips_vgg': 0.5}
+  results.write_json(os.path.join(cufsf, 'metrics.json'),
+                     {'step': 300, **scores})
+  baseline = results.scored_row(
+      'mean_sketch', 'baseline', {**scores, 'fsim': 0.64}, trained=[],
+      device='CPU: test', command='python experiments/reproduce.py')
+  result = results.collect_table(tables.GENERALISATION, root, 1, None,
+                                 cpu_only=True, scored_rows=[baseline])
+  rows = {r['row']: r for r in result['rows']}
+  assert list(rows)[0] == 'mean_sketch'
+  assert rows['casq_gan']['mean'] == pytest.approx(scores)  # not CUHK's 0.5
+  assert rows['dae_conv']['status'] == 'not run yet'
+  text = results.markdown(result)
+  assert '| mean_sketch | baseline | - | 0.4000 | 0.6400 |' in text
+  assert '| casq_gan | f2s | 1 | 0.4000 | 0.6000 |' in text
+  assert results.seeds_by_row(result)['mean_sketch'] == {None}
+
+
 def test_readme_section_is_replaced_between_markers(tmp_path):
   readme = tmp_path / 'README.md'
   readme.write_text('a\n<!-- results:study:begin -->\nold\n'
