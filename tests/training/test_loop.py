@@ -84,6 +84,26 @@ def test_eval_mode_reads_best_checkpoint(tmp_path, make_config, sources):
   assert again['ssim'] == pytest.approx(trained['ssim'], rel=1e-6)
 
 
+def test_eval_on_another_data_set_keeps_its_own_files(tmp_path, make_config,
+                                                     sources):
+  config = make_config(num_steps=2)
+  _, trained = loop.train_and_evaluate(config, str(tmp_path), sources=sources)
+  config.eval.dataset = 'cufsf_face_sketch'
+  other = sources[0][:3]  # stands in for CUFSF's pairs
+  scored = loop.evaluate_checkpoint(config, str(tmp_path), test_source=other)
+  directory = tmp_path / 'predictions' / 'cufsf_face_sketch' / '2'
+  with open(directory / 'metrics.json') as f:
+    assert json.load(f)['ssim'] == pytest.approx(scored['ssim'])
+  assert len(list(directory.glob('*.png'))) == 3
+  assert (tmp_path / 'samples' / 'cufsf_face_sketch_step_000002.png').exists()
+  with open(tmp_path / 'metrics.jsonl') as f:
+    splits = [r['split'] for r in map(json.loads, f)]
+  assert splits.count('eval_cufsf_face_sketch') == 1
+  # Nothing lands where the run's own test-split scores go.
+  assert not (tmp_path / 'predictions' / '2').exists()
+  assert scored['ssim'] != pytest.approx(trained['ssim'])
+
+
 def test_bad_config_values_are_named(tmp_path, make_config, sources):
   config = make_config()
   config.loss.terms['lpips'] = 1.0
