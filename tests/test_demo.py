@@ -37,7 +37,9 @@ except ImportError:
 CHROMIUM = '/usr/bin/chromium'
 PACKAGE = os.path.dirname(demo_module.__file__)
 STARTUP_S = 240  # importing gradio and JAX, compiling the model: ~20 s idle
-MAX_MEGAPIXELS = 1.0  # the astronaut has 0.26
+MAX_MEGAPIXELS = 2.0  # the astronaut has 0.26, its JPEG 1.44
+# The photos compared with `python -m f2s.sketch`'s sketches.
+SKETCHED = ('astronaut.png', 'big_astronaut.jpg')
 MAX_FILE_MB = 1.0
 
 
@@ -52,7 +54,12 @@ def subprocess_env(tmp: str) -> dict[str, str]:
 @pytest.fixture(scope='module')
 def photos(tmp_path_factory):
   folder = tmp_path_factory.mktemp('photos')
-  Image.fromarray(skimage_data.astronaut()).save(folder / 'astronaut.png')
+  astronaut = Image.fromarray(skimage_data.astronaut())
+  astronaut.save(folder / 'astronaut.png')
+  # Decoded at half size for detection (JPEG's DCT scaling), as f2s.sketch
+  # does only when it gets the file itself.
+  astronaut.resize((1200, 1200)).save(folder / 'big_astronaut.jpg',
+                                      quality=90)
   (folder / 'not_a_photo.jpg').write_text('hello\n')
   Image.new('RGB', (320, 400), (128, 128, 128)).save(folder / 'blank.png')
   group = Image.new('RGB', (900, 600), (70, 110, 150))
@@ -60,7 +67,7 @@ def photos(tmp_path_factory):
     face = Image.fromarray(procedural.render_pair(0, index)[0])
     group.paste(face.resize((260, 325)), (30 + k * 280, 60))
   group.save(folder / 'group.png')
-  Image.new('RGB', (1500, 1000), (128, 128, 128)).save(folder / 'huge.png')
+  Image.new('RGB', (2000, 1500), (128, 128, 128)).save(folder / 'huge.png')
   # Noise does not compress: over MAX_FILE_MB on disk, 0.5 megapixels.
   noise = np.random.default_rng(0).integers(0, 256, (700, 700, 3), np.uint8)
   Image.fromarray(noise).save(folder / 'heavy.png')
@@ -74,7 +81,7 @@ class Server:
   tmp: str  # its TMPDIR
   cwd: str  # where it runs
   package: list[str]  # the files of f2s/ before it started
-  expected: np.ndarray  # the command line's sketch of the astronaut
+  expected: dict[str, np.ndarray]  # the command line's sketches by photo
 
 
 @pytest.fixture(scope='module')
@@ -92,10 +99,12 @@ def demo(tmp_path_factory, photos):
     # The command line's sketch, while the server starts.
     out = tmp_path_factory.mktemp('cli')
     subprocess.run([sys.executable, '-m', 'f2s.sketch',
-                    str(photos / 'astronaut.png'), '--out', str(out)],
+                    *(str(photos / name) for name in SKETCHED),
+                    '--out', str(out)],
                    env=subprocess_env(str(tmp_path_factory.mktemp('cli_tmp'))),
                    check=True, capture_output=True, timeout=STARTUP_S)
-    expected = np.asarray(Image.open(out / 'astronaut.png'))
+    expected = {name: np.asarray(Image.open(
+        out / (os.path.splitext(name)[0] + '.png'))) for name in SKETCHED}
     try:
       demo_module.wait_until_serving(url, server, STARTUP_S)
     except RuntimeError as e:
@@ -163,13 +172,14 @@ def test_the_pages_sketch_is_the_command_lines(page, photos, demo):
   sync_api.expect(images).to_have_count(2)
   crop, drawn = (read_png(page, images.nth(k).get_attribute('src'))
                  for k in range(2))
-  np.testing.assert_array_equal(drawn, demo.expected)
-  assert crop.shape == (*demo.expected.shape, 3)  # the sketch's window
+  expected = demo.expected['astronaut.png']
+  np.testing.assert_array_equal(drawn, expected)
+  assert crop.shape == (*expected.shape, 3)  # the sketch's window
   download = page.locator('#downloads a')
   sync_api.expect(download).to_have_count(1)
   assert download.get_attribute('href').endswith('/astronaut.png')
   np.testing.assert_array_equal(
-      read_png(page, download.get_attribute('href')), demo.expected)
+      read_png(page, download.get_attribute('href')), expected)
   boxed = read_png(page, page.locator('#boxed img').get_attribute('src'))
   assert boxed.shape == skimage_data.astronaut().shape
   box = np.all(boxed == demo_module.BOX_COLOUR, axis=-1)
@@ -178,6 +188,15 @@ def test_the_pages_sketch_is_the_command_lines(page, photos, demo):
     # 256 colours: a quarter of the bytes, for the README.
     shot = Image.open(io.BytesIO(page.screenshot(full_page=True)))
     shot.quantize(256).save(os.environ['F2S_DEMO_SCREENSHOT'], optimize=True)
+
+
+def test_a_jpegs_sketch_is_the_command_lines(page, photos, demo):
+  assert upload(page, photos / 'big_astronaut.jpg').startswith('1 face')
+  images = page.locator('#faces img')
+  sync_api.expect(images).to_have_count(2)
+  np.testing.assert_array_equal(
+      read_png(page, images.nth(1).get_attribute('src')),
+      demo.expected['big_astronaut.jpg'])
 
 
 def test_each_face_gets_its_crop_and_sketch(page, photos):
@@ -217,7 +236,7 @@ def test_no_face_suggests_the_whole_image_which_sketches_it(page, photos):
 
 def test_an_image_over_the_megapixel_limit_gets_one_error_line(page, photos):
   assert upload(page, photos / 'huge.png') == (
-      'error: huge.png: 1500x1000 pixels (2 megapixels) is over the limit of '
+      'error: huge.png: 2000x1500 pixels (3 megapixels) is over the limit of '
       f'{MAX_MEGAPIXELS:g} megapixels; not decoded (raise the limit with '
       '--max-megapixels=N)')
 
@@ -235,17 +254,20 @@ def test_an_upload_over_the_file_size_limit_is_refused(page, photos):
 def test_eight_concurrent_api_calls_all_get_their_sketch(demo, photos,
                                                           tmp_path):
   client = gradio_client.Client(demo.url, verbose=False,
-                                download_files=str(tmp_path))
+                                download_files=str(tmp_path),
+                                analytics_enabled=False)
   jobs = [client.submit(gradio_client.handle_file(str(photos / 'astronaut.png')),
                         api_name='/sketch') for _ in range(8)]
   for job in jobs:
     np.testing.assert_array_equal(
-        np.asarray(Image.open(job.result(timeout=120))), demo.expected)
+        np.asarray(Image.open(job.result(timeout=120))),
+        demo.expected['astronaut.png'])
 
 
 def test_the_api_names_the_problem(demo, photos, tmp_path):
   client = gradio_client.Client(demo.url, verbose=False,
-                                download_files=str(tmp_path))
+                                download_files=str(tmp_path),
+                                analytics_enabled=False)
   with pytest.raises(gradio_client.exceptions.AppError,
                      match='^not_a_photo.jpg: not an image'):
     client.predict(gradio_client.handle_file(str(photos / 'not_a_photo.jpg')),
