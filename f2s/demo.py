@@ -15,8 +15,9 @@ The same sketch is one API call, `/sketch` (an image file in, the largest
 face's sketch out as PNG), with the model the server started with:
 
   from gradio_client import Client, handle_file
-  png = Client('http://127.0.0.1:7860/').predict(
-      handle_file('photo.jpg'), api_name='/sketch')
+  client = Client('http://127.0.0.1:7860/', analytics_enabled=False,
+                  ssl_verify=False)  # http: no certificate to check
+  png = client.predict(handle_file('photo.jpg'), api_name='/sketch')
 
 Each model is loaded and compiled once, on first use (the starting one
 before the page is served), and shared by all requests, which queue (at
@@ -40,13 +41,16 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from PIL import Image, ImageDraw
 
 from f2s import align, pretrained, sketch
 from f2s.data import preprocess
+
+if TYPE_CHECKING:  # imported by build_page, once GRADIO_TEMP_DIR is set
+  import gradio
 
 # A server's defaults: 50 megapixels decode to ~150 MB of RGB, and a 25 MB
 # upload holds any phone's JPEG.
@@ -60,6 +64,7 @@ BOX_COLOUR = (255, 48, 48)
 # long (gradio has copied them into its cache by then).
 OUTPUT_LIFETIME_S = 60
 RUN_PREFIX = 'run: '  # the --workdir run's name in the model choice
+NO_PHOTO = 'Upload, drop, paste or take a photo.'
 NO_FACE = ('no upright, frontal face found: turn the photo upright, or tick '
            '"Whole image" to sketch it without face detection')
 
@@ -209,7 +214,7 @@ def write_examples(folder: str) -> list[str]:
   return paths
 
 
-def raw_upload(image):
+def raw_upload(image: 'gradio.Image') -> 'gradio.Image':
   """A gradio.Image that hands over the uploaded file untouched: its own
   preprocessing decodes it with PIL first, which loses JPEG's reduced
   decoding (and so equality with `f2s.sketch`) and fails on a bad file
@@ -243,7 +248,7 @@ class Demo:
           ) -> tuple[Sketched, sketch.Sketcher]:
     """Raises DemoError with one line: the file's name and its problem."""
     if not path:
-      raise DemoError('no photo: upload, drop, paste or take one first')
+      raise DemoError('no photo')
     if self.set_openmp_threads is not None:
       self.set_openmp_threads(1)  # in this request's thread
     try:
@@ -256,8 +261,13 @@ class Demo:
       raise DemoError(str(e)) from None
 
   def new_folder(self) -> str:
-    """A folder for one request's files. Those of requests over
-    OUTPUT_LIFETIME_S old are removed: gradio has its copies."""
+    """A folder for one request's output files. Those of requests over
+    OUTPUT_LIFETIME_S old are removed: gradio has its copies.
+
+    Outputs are files, not arrays: gradio writes an array's PNG in place at
+    a path named by its content, which another request for the same photo
+    may be sending (a truncated download, seen with 8 concurrent calls); a
+    file is copied into its cache atomically."""
     remove_older(self.outputs, OUTPUT_LIFETIME_S)
     return tempfile.mkdtemp(dir=self.outputs)
 
@@ -266,6 +276,8 @@ class Demo:
     """(status line, boxed photo, [(crop, caption), (sketch, caption)...],
     sketches) for the page; images as PNG files (of the sketches, the ones
     `python -m f2s.sketch` writes)."""
+    if not path:  # none yet, or removed
+      return NO_PHOTO, None, [], None
     start = time.perf_counter()
     try:
       result, sketcher = self.run(path, name, not whole_image)
@@ -281,8 +293,9 @@ class Demo:
       sketch.write_png(sketches[-1], pixels)
       aligned = os.path.join(folder, f'{file[:-4]}_aligned.png')
       sketch.write_png(aligned, crop_window(crop, sketcher))
-      gallery += [(aligned, f'face {number}: aligned'),
-                  (sketches[-1], f'face {number}: sketch')]
+      what = f'face {number}' if result.faces else 'whole image'
+      gallery += [(aligned, f'{what}: aligned' if result.faces else what),
+                  (sketches[-1], f'{what}: sketch')]
     boxed = os.path.join(folder, f'{stem}_faces.png')
     sketch.write_png(boxed, boxed_photo(result.photo, result.faces))
     found = ('the whole image' if whole_image else
@@ -300,15 +313,11 @@ class Demo:
     return file
 
 
-def build_page(demo: Demo, examples: list[str]):
-  """The page (a gradio.Blocks). Imports gradio: GRADIO_TEMP_DIR must be
-  set before, gradio reads it on import."""
+def build_page(demo: Demo, examples: list[str]) -> 'gradio.Blocks':
+  """The page. Imports gradio: GRADIO_TEMP_DIR must be set before, gradio
+  reads it on import."""
   import gradio as gr
 
-  # Outputs are files: gradio writes an array's PNG in place at a path named
-  # by its content, which another request for the same photo may be
-  # sending (a truncated download, seen with 8 concurrent calls); a file is
-  # copied into its cache atomically.
   def api(path: str | None) -> str:
     try:
       return demo.api(path)
