@@ -23,13 +23,13 @@ import numpy as np
 import pytest
 from PIL import Image
 
-for _module in ('onnx', 'onnxruntime', 'jax2onnx'):
-  pytest.importorskip(_module, reason=f'{_module} is not installed (the '
-                      "export extra: pip install -e '.[export]')")
+from f2s import align, export, pretrained, sketch
+from f2s.datasets import faces as procedural
+from test_sketch import make_model, portrait
 
-from f2s import align, export, pretrained, sketch  # noqa: E402
-from f2s.datasets import faces as procedural  # noqa: E402
-from test_sketch import make_model, portrait  # noqa: E402
+for _module in ('onnx', 'onnxruntime', 'jax2onnx'):
+  pytest.importorskip(_module, reason=f'{_module} is not installed '
+                      f'({export.INSTALL})')
 
 TOLERANCE = 1e-4  # see the module docstring
 
