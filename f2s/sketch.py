@@ -301,6 +301,8 @@ def load_sketcher(runtime: str, model: str | None, workdir: str | None
   """The runtime's sketcher; raises LoadError with the problem."""
   if runtime == 'onnx':
     return OnnxSketcher(model)
+  if model is not None and model.endswith('.onnx'):
+    raise LoadError(f'{model}: an ONNX file; run it with --runtime=onnx')
   from f2s import pretrained
   try:
     return Sketcher(load_model(model, workdir))

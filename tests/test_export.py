@@ -224,6 +224,9 @@ def test_bad_onnx_models_get_one_line(tmp_path, casq_tiny, capsys):
                         '--out', str(tmp_path / 'out')]) == 1
     line = one_error_line(capsys)
     assert str(model) in line and problem in line
+  assert sketch.main([photo, '--model', str(tmp_path / 'text.onnx'), '--out',
+                      str(tmp_path / 'out')]) == 1  # the JAX runtime
+  assert 'an ONNX file; run it with --runtime=onnx' in one_error_line(capsys)
   with pytest.raises(SystemExit):  # argparse's usage error
     sketch.main([photo, '--runtime=onnx', '--workdir', str(tmp_path)])
   assert '--runtime=onnx needs --model' in capsys.readouterr().err
