@@ -36,7 +36,9 @@ except ImportError:
 
 CHROMIUM = '/usr/bin/chromium'
 PACKAGE = os.path.dirname(demo_module.__file__)
-STARTUP_S = 240  # the fixture's server start took 27-37 s on the busy 2-core CPU
+# The fixture's server start (with the command line's run) took 27-37 s on
+# the busy 2-core CPU.
+STARTUP_S = 240
 MAX_MEGAPIXELS = 2.0  # the astronaut has 0.26, its JPEG 1.44
 # The photos compared with `python -m f2s.sketch`'s sketches.
 SKETCHED = ('astronaut.png', 'big_astronaut.jpg')
