@@ -224,7 +224,8 @@ def test_the_model_choice_starts_with_the_run_then_the_shipped_ones():
 
 
 def test_no_face_suggests_the_whole_image_which_sketches_it(page, photos):
-  assert upload(page, photos / 'blank.png') == f'error: blank.png: {demo_module.NO_FACE}'
+  assert upload(page, photos / 'blank.png') == (
+      f'error: blank.png: {demo_module.NO_FACE}')
   page.locator('#whole input').check()
   page.locator('#run').click()
   sync_api.expect(page.locator('#status')).to_contain_text(
@@ -258,8 +259,8 @@ def test_eight_concurrent_api_calls_all_get_their_sketch(demo, photos,
   client = gradio_client.Client(demo.url, verbose=False,
                                 download_files=str(tmp_path),
                                 analytics_enabled=False)
-  jobs = [client.submit(gradio_client.handle_file(str(photos / 'astronaut.png')),
-                        api_name='/sketch') for _ in range(8)]
+  photo = gradio_client.handle_file(str(photos / 'astronaut.png'))
+  jobs = [client.submit(photo, api_name='/sketch') for _ in range(8)]
   for job in jobs:
     np.testing.assert_array_equal(
         np.asarray(Image.open(job.result(timeout=120))),
