@@ -340,7 +340,15 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
       description='Sketch the faces in photos with a trained f2s model.',
       epilog='Writes DIR/<stem>.png for the largest face of each photo and '
       'DIR/<stem>_<k>.png for the k-th further one. Exit code 1 if any '
-      'input failed (each failure gets one "error: FILE: problem" line).')
+      'input failed (each failure gets one "error: FILE: problem" line). '
+      "A shipped model's scores are in its MODEL_CARD.md "
+      '(f2s/pretrained/<name>/): on CUHK, where it was trained, and on CUFSF '
+      'faces it never saw, beside two baselines (the grey photo itself, the '
+      'mean artist sketch). FSIM and SSIM (higher is better) reward matching '
+      'tones and local structure, so a soft average scores well; LPIPS '
+      '(lower is better) compares deep features, rewarding lines and '
+      "texture; a metric a model trained on is no evidence of its quality. "
+      "The README's 'Beyond CUHK' has the numbers.")
   parser.add_argument('inputs', nargs='+', metavar='INPUT',
                       help='image files (JPEG, PNG, WebP, BMP) or folders '
                       'of them')
