@@ -197,6 +197,37 @@ VARIANT_SETTINGS = {
 TINY_GAN = dict(features=(8, 8), start_step=5)
 
 
+# Named training recipes: dotted knob -> value, set over a model config as
+# --config.<knob>=<value> would be (`apply_recipe`).
+RECIPES = {
+    # The shipped casq_gan_cuhk's settings beside the gan variant's (its
+    # model card's command).
+    'shipped': {'model.block': 'plain', 'loss.terms.ssim': 1.0,
+                'loss.terms.fsim': 1.0},
+    # shipped + the VGG16 perceptual and style terms: on seed 0 CUHK
+    # LPIPS-Alex 0.309 -> 0.246, CUFSF 0.414 -> 0.374, FSIM 0.760 -> 0.754
+    # (experiments/results/sharp_sketch_notes.md).
+    'perceptual': {'model.block': 'plain', 'loss.terms.ssim': 1.0,
+                   'loss.terms.fsim': 1.0, 'loss.terms.perceptual': 0.1,
+                   'loss.terms.style': 1.0},
+}
+
+
+def apply_recipe(config: ml_collections.ConfigDict,
+                 name: str) -> ml_collections.ConfigDict:
+  """Sets RECIPES[name]'s knobs on `config` (in place) and returns it."""
+  if name not in RECIPES:
+    raise ValueError(f'unknown recipe {name!r}: expected one of '
+                     f'{sorted(RECIPES)}')
+  for key, value in RECIPES[name].items():
+    *sections, leaf = key.split('.')
+    node = config
+    for section in sections:
+      node = node[section]
+    node[leaf] = value
+  return config
+
+
 def parse_arg(arg: str | None) -> tuple[str, str | None]:
   """`PRESET[,VARIANT]` -> (preset, variant or None); '' -> 'synthetic'."""
   preset, _, variant = (arg or '').partition(',')

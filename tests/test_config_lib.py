@@ -90,3 +90,19 @@ def test_missing_config_file_is_named_with_the_files_there(load_config):
 ])
 def test_unknown_key_message_suggests_close_keys(load_config, key, expected):
   assert expected in config_lib.unknown_key_message(load_config('casq'), key)
+
+
+def test_recipe_config_is_the_gan_variant_with_its_knobs(load_config):
+  config = load_config('casq_perceptual', 'tiny')
+  validate_config(config, device_count=1)
+  expected = load_config('casq_gan', 'tiny')
+  for key, value in config_lib.RECIPES['perceptual'].items():
+    section, *rest = key.split('.')
+    node = expected[section]
+    for part in rest[:-1]:
+      node = node[part]
+    node[rest[-1]] = value
+  assert config.to_dict() == expected.to_dict()
+  assert config.loss.terms.bce == 1.0  # knobs set, sections kept
+  with pytest.raises(ValueError, match="unknown recipe 'sharp'"):
+    config_lib.apply_recipe(config, 'sharp')
