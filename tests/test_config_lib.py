@@ -92,11 +92,14 @@ def test_unknown_key_message_suggests_close_keys(load_config, key, expected):
   assert expected in config_lib.unknown_key_message(load_config('casq'), key)
 
 
-def test_recipe_config_is_the_gan_variant_with_its_knobs(load_config):
-  config = load_config('casq_perceptual', 'tiny')
+@pytest.mark.parametrize('arg,recipe', [
+    ('tiny', 'perceptual'), ('tiny,photometric', 'perceptual_photometric')])
+def test_recipe_config_is_the_gan_variant_with_its_knobs(load_config, arg,
+                                                         recipe):
+  config = load_config('casq_perceptual', arg)
   validate_config(config, device_count=1)
   expected = load_config('casq_gan', 'tiny')
-  for key, value in config_lib.RECIPES['perceptual'].items():
+  for key, value in config_lib.RECIPES[recipe].items():
     section, *rest = key.split('.')
     node = expected[section]
     for part in rest[:-1]:
