@@ -377,14 +377,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
   parser = argparse.ArgumentParser(
       prog='python -m f2s.demo',
       description='Serve a web page that sketches the faces in photos.')
-  source = parser.add_mutually_exclusive_group()
-  source.add_argument('--model', metavar='NAME',
-                      help='the starting model: one shipped in f2s/pretrained '
-                      f'(default: {pretrained.DEFAULT}; shipped: '
-                      f'{", ".join(pretrained.available()) or "none"}) or a '
-                      'folder written by experiments/export_pretrained.py')
-  source.add_argument('--workdir', metavar='RUN',
-                      help='start with the best checkpoint of this run')
+  sketch.add_model_source(
+      parser, workdir_help='start with the best checkpoint of this run',
+      model_also=' (the starting model)')
   parser.add_argument('--host', default='127.0.0.1',
                       help='address to serve on (default: 127.0.0.1, this '
                       'machine only)')
