@@ -15,6 +15,7 @@ code_usage, ...) are per-image values averaged over the real examples, and
 padding examples (mask 0) are left out. The model runs with train=False and
 nothing mutable, so evaluation never changes the EMA statistics.
 """
+import functools
 import json
 import os
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -54,6 +55,12 @@ def image_metrics(pred: jax.Array, target: jax.Array,
   return scores
 
 
+@functools.cache
+def _uint8_scorer(lpips_nets: tuple[str, ...]) -> Callable:
+  """`image_metrics` of 8-bit values, jitted once per set of nets."""
+  return jax.jit(lambda p, t: image_metrics(p / 255.0, t / 255.0, lpips_nets))
+
+
 def score_images(pred: np.ndarray, target: np.ndarray,
                  lpips_nets: Sequence[str] = (), chunk: int = 8
                  ) -> dict[str, float]:
@@ -66,8 +73,7 @@ def score_images(pred: np.ndarray, target: np.ndarray,
     raise ValueError(f'score_images: expected uint8 arrays of one shape, got '
                      f'{pred.dtype} {pred.shape} and {target.dtype} '
                      f'{target.shape}')
-  score = jax.jit(lambda p, t: image_metrics(p / 255.0, t / 255.0,
-                                             tuple(lpips_nets)))
+  score = _uint8_scorer(tuple(lpips_nets))
   sums: dict[str, float] = {}
   for start in range(0, len(pred), chunk):
     # The last chunk padded to full size (one compilation), its extra rows
