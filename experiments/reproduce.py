@@ -140,13 +140,12 @@ def train_run(row: tables.Row, seed: int, directory: str,
 
 
 def evaluate_run(row: tables.Row, seed: int, directory: str,
-                 steps: int | None, on: list[str] = ()) -> None:
+                 steps: int | None, dataset: str | None = None,
+                 manual_dir: str | None = None) -> None:
   """Scores the final checkpoint unless its metrics.json, with every metric
   of results.METRICS, is already there (a run scored before LPIPS was
-  reported is scored again). `on`: the `--config.eval.dataset=NAME` (and
-  manual_dir) flags that score it on another data set."""
-  dataset = next((a.split('=', 1)[1] for a in on
-                  if a.startswith('--config.eval.dataset=')), None)
+  reported is scored again): on its test split, or on `dataset`'s (from
+  `manual_dir`, None for its default)."""
   path = results.eval_metrics_path(directory, dataset)
   target = steps or row.overrides['train.num_steps']
   if path is not None:
@@ -154,6 +153,8 @@ def evaluate_run(row: tables.Row, seed: int, directory: str,
     if saved.get('step') == target and all(k in saved for k in results.METRICS):
       return
   argv = row.command(seed, directory, steps)
+  on = [f'--config.eval.dataset={dataset}'] if dataset else []
+  on += [f'--config.eval.manual_dir={manual_dir}'] if manual_dir else []
   _run(argv + ['--mode=eval', '--config.eval.restore=latest', *on])
 
 
@@ -176,11 +177,11 @@ def scored_rows(cufsf_dir: str | None, device: str) -> list[dict]:
         trained=[], device=device, command=command))
   for name in pretrained.available():
     print(f'scoring shipped model {name}', flush=True)
-    config = pretrained.load(name).config
+    trained = pretrained.load(name)
     rows.append(results.scored_row(
         name, 'shipped',
-        generalisation.score_model(name, photos, sketches, nets),
-        trained=results.trained_on(config.to_dict()), device=device,
+        generalisation.score_model(trained, photos, sketches, nets),
+        trained=results.trained_on(trained.config.to_dict()), device=device,
         command=command))
   return rows
 
@@ -297,9 +298,6 @@ def main(argv: list[str] | None = None) -> None:
   import jax
   cpu_only = jax.default_backend() == 'cpu'
   device = device_description()
-  on = ([f'--config.eval.dataset={tables.GENERALISATION_DATASET}']
-        + ([f'--config.eval.manual_dir={args.cufsf_dir}'] if args.cufsf_dir
-           else [])) if general else []
   for seed in range(args.seeds):
     for name in args.rows:
       row = tables.find_row(args.source, name)
@@ -310,7 +308,9 @@ def main(argv: list[str] | None = None) -> None:
       if not args.collect and not general:
         train_run(row, seed, directory, args.steps, device)
       if not args.train_only and results.is_finished(directory):
-        evaluate_run(row, seed, directory, args.steps, on)
+        evaluate_run(row, seed, directory, args.steps,
+                     tables.GENERALISATION_DATASET if general else None,
+                     args.cufsf_dir)
   if args.train_only:
     return
   result = results.collect_table(

@@ -18,6 +18,7 @@ import numpy as np
 from PIL import Image
 
 from f2s import pretrained, sketch
+from f2s.data import device_data
 from f2s.training import evaluate
 
 BASELINES = ('grey_photo', 'mean_sketch')
@@ -25,10 +26,8 @@ BASELINES = ('grey_photo', 'mean_sketch')
 
 def stack(source: Sequence[dict[str, Any]]) -> tuple[np.ndarray, np.ndarray]:
   """(photos (N, 250, 200, 3), sketches (N, 250, 200, 1)) uint8 of a source."""
-  photos = np.stack([np.asarray(source[i]['photo']) for i in range(len(source))])
-  sketches = np.stack([np.asarray(source[i]['sketch'])
-                       for i in range(len(source))])
-  return photos, sketches
+  pixels = device_data.read_pixels(source, range(len(source)))
+  return pixels[..., :3], pixels[..., 3:]
 
 
 def grey_photo(photos: np.ndarray) -> np.ndarray:
@@ -52,21 +51,24 @@ def baseline(name: str, photos: np.ndarray, sketches: np.ndarray) -> np.ndarray:
   raise ValueError(f'unknown baseline {name!r}: expected one of {BASELINES}')
 
 
-def model_predictions(name: str, photos: np.ndarray, batch: int = 8
+def model_predictions(trained: pretrained.TrainedModel, photos: np.ndarray,
+                      batch: int = 8
                       ) -> tuple[np.ndarray, tuple[int, int, int, int]]:
-  """(uint8 sketches, (top, left, h, w) of the frame they cover) of the
-  shipped model `name` for aligned photos, as `f2s.sketch` makes them."""
-  sketcher = sketch.Sketcher(pretrained.load(name))
+  """(uint8 sketches, (top, left, h, w) of the frame they cover) of a
+  trained model for aligned photos, as `f2s.sketch` makes them."""
+  sketcher = sketch.Sketcher(trained)
   out = np.concatenate([sketch.to_uint8(sketcher(photos[i:i + batch]))
                         for i in range(0, len(photos), batch)])
   return out, (*sketcher.window(), *sketcher.shape)
 
 
-def score_model(name: str, photos: np.ndarray, sketches: np.ndarray,
-                lpips_nets: Sequence[str]) -> dict[str, float]:
-  """The shipped model's scores against the sketches (in its window, and as
-  RGB for a model that draws RGB, as its protocol's evaluation does)."""
-  pred, (top, left, h, w) = model_predictions(name, photos)
+def score_model(trained: pretrained.TrainedModel, photos: np.ndarray,
+                sketches: np.ndarray, lpips_nets: Sequence[str]
+                ) -> dict[str, float]:
+  """A trained (e.g. shipped) model's scores against the sketches (in its
+  window, and as RGB for a model that draws RGB, as its protocol's
+  evaluation does)."""
+  pred, (top, left, h, w) = model_predictions(trained, photos)
   target = sketches[:, top:top + h, left:left + w]
   if pred.shape[-1] != target.shape[-1]:
     target = np.repeat(target, pred.shape[-1], axis=-1)

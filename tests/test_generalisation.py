@@ -59,8 +59,8 @@ def test_score_images_is_the_mean_of_per_image_scores(pairs):
 
 def test_shipped_model_is_scored_as_f2s_sketch_draws(pairs):
   photos, sketches = pairs
-  name = pretrained.DEFAULT
-  scores = generalisation.score_model(name, photos[:2], sketches[:2], ())
-  drawn = sketch.to_uint8(sketch.Sketcher(pretrained.load(name))(photos[:2]))
+  trained = pretrained.load(pretrained.DEFAULT)
+  scores = generalisation.score_model(trained, photos[:2], sketches[:2], ())
+  drawn = sketch.to_uint8(sketch.Sketcher(trained)(photos[:2]))
   expected = evaluate.score_images(drawn, sketches[:2], ())
   assert scores == pytest.approx(expected)

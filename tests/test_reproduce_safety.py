@@ -201,10 +201,12 @@ def test_runs_lacking_a_metric_or_the_data_set_are_scored_again(
   directory = results.run_dir(runs, row, 0, None)
   reproduce.evaluate_run(row, 0, directory, None)
   assert calls == []  # scored with every metric: left alone
-  on = [f'--config.eval.dataset={tables.GENERALISATION_DATASET}']
-  reproduce.evaluate_run(row, 0, directory, None, on)
-  assert calls[-1][-3:] == ['--mode=eval', '--config.eval.restore=latest',
-                            *on]
+  reproduce.evaluate_run(row, 0, directory, None,
+                         tables.GENERALISATION_DATASET, '/data/cufsf')
+  assert calls[-1][-4:] == [
+      '--mode=eval', '--config.eval.restore=latest',
+      f'--config.eval.dataset={tables.GENERALISATION_DATASET}',
+      '--config.eval.manual_dir=/data/cufsf']
   path = results.eval_metrics_path(directory)
   saved = results.read_json(path)
   del saved['lpips_vgg']  # scored before LPIPS was reported
