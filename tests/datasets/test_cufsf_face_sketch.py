@@ -39,10 +39,12 @@ def test_pairs_are_aligned_as_users_photos_and_failures_recorded(tmp_path):
   photo = align.Photo(str(manual / 'photos' / 'astronaut.jpg'))
   expected = align.align(photo, align.find_faces(photo)[:1])[0].pixels
   np.testing.assert_array_equal(record['photo'], expected)
-  # The eyes of the aligned sketch lie on the template, as the photo's do.
+  # The eyes of the aligned sketch lie on the template, as the photo's do:
+  # within the 4 pixels f2s.align measured for re-detection on its crops
+  # (its REFINE_STEPS note).
   eyes = align.refine(np.repeat(record['sketch'], 3, axis=-1))
   assert eyes is not None
-  assert np.abs(eyes - align.TEMPLATE).max() <= 3
+  assert np.abs(eyes - align.TEMPLATE).max() <= 4
   info = tfds.builder(NAME, data_dir=str(tmp_path / 'tfds')).info
   assert info.metadata['skipped'] == [
       {'name': 'blank', 'reason': 'no upright, frontal face found in the photo'}]
