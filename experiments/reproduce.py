@@ -11,7 +11,9 @@ is then evaluated with `--mode=eval`, which writes its prediction PNGs and
 disk into `experiments/results/<table>.json` and `.md`, and the README's
 section between `<!-- results:<table>:begin -->` and `... :end -->` is
 replaced by the Markdown table. `--collect` trains nothing: it scores the
-finished runs not yet scored and collects. `--steps` shortens every run (a
+finished runs not yet scored and collects. `--rows=a,b` trains, scores and
+collects those rows alone: every other row keeps its entry of the committed
+experiments/results/<table>.json as it is (its runs need not be on disk). `--steps` shortens every run (a
 quick check: such runs live in their own folders `seed<k>_steps<N>`, and
 their table goes to `<workdir>/<table>_steps<N>.{json,md}`, never to
 experiments/results or the README).
@@ -192,7 +194,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
   parser.add_argument('--seeds', type=int, default=3)
   parser.add_argument('--steps', type=int, default=None)
   parser.add_argument('--rows', default=None,
-                      help='comma-separated rows to train (default: all)')
+                      help='comma-separated rows to train and collect; the '
+                      'others keep their committed entries (default: all)')
   parser.add_argument('--workdir', default=os.path.join('runs', 'reproduce'),
                       help='folder of the runs (relative: to the repository)')
   parser.add_argument('--collect', action='store_true',
@@ -264,6 +267,21 @@ def refuse_losses(table: str, new: dict[str, set[int]], why: str) -> None:
              'collecting, or --replace to write it anyway)')
 
 
+def keep_committed(result: dict, table: str, named: list[str]) -> dict:
+  """`result` with each row not in `named` replaced by its entry in the
+  committed experiments/results/<table>.json, where that has one (scored
+  rows, the baselines and shipped models, are always the new ones)."""
+  path = os.path.join(RESULTS_DIR, f'{table}.json')
+  if not os.path.exists(path):
+    return result
+  committed = {r['row']: r for r in results.read_json(path)['rows']
+               if 'kind' not in r}
+  result['rows'] = [committed.get(r['row'], r)
+                    if 'kind' not in r and r['row'] not in named else r
+                    for r in result['rows']]
+  return result
+
+
 def render(table: str) -> None:
   """Rewrites the table's .md and README section from its committed JSON
   (e.g. after the Markdown layout changed), adding each row's `trained_on`
@@ -292,8 +310,10 @@ def main(argv: list[str] | None = None) -> None:
   general = args.table == tables.GENERALISATION
   checked = args.steps is None and not args.train_only and not args.replace
   if checked and not general:  # before training: fewer --seeds lose seeds
-    refuse_losses(args.table, {r.name: set(range(args.seeds))
-                               for r in tables.TABLES[args.source]},
+    held, _ = _committed(args.table)
+    refuse_losses(args.table, {
+        r.name: set(range(args.seeds)) if r.name in args.rows
+        else held.get(r.name, set()) for r in tables.TABLES[args.source]},
                   f'collecting --seeds={args.seeds}')
   import jax
   cpu_only = jax.default_backend() == 'cpu'
@@ -316,6 +336,8 @@ def main(argv: list[str] | None = None) -> None:
   result = results.collect_table(
       args.table, args.workdir, args.seeds, args.steps, cpu_only,
       scored_rows(args.cufsf_dir, device) if general else [])
+  if args.steps is None:
+    result = keep_committed(result, args.table, args.rows)
   if checked:
     refuse_losses(args.table, results.seeds_by_row(result),
                   f'collecting the runs in {args.workdir}')

@@ -22,6 +22,8 @@ import dataclasses
 from collections.abc import Mapping
 from typing import Any
 
+from f2s import config_lib
+
 STUDY_REFERENCE = {  # the CASQ study's table (150/38 split, RGB 200x200)
     'dae': {'ssim': 0.4715, 'mse': 0.0499},
     'vae': {'ssim': 0.4701, 'mse': 0.0991},
@@ -125,6 +127,19 @@ def _casq_gan_plain_fsim(preset: str) -> Row:
                              settings=row.settings + (('loss.terms.fsim', 1.0),))
 
 
+def _casq_gan_drawn(preset: str, grey_input: bool) -> Row:
+  """The sharp-sketch recipe (config_lib.RECIPES['perceptual_photometric']:
+  plain blocks, SSIM, FSIM, VGG16 perceptual and style terms, the photo's
+  lighting and camera varied) with the perceptual term x3 and FSIM x2, and
+  with `grey_input` the photo's luma alone."""
+  settings = {**config_lib.RECIPES['perceptual_photometric'],
+              'loss.terms.perceptual': 0.3, 'loss.terms.fsim': 2.0}
+  if grey_input:
+    settings['model.grey_input'] = True
+  return Row('casq_gan_drawn' + ('_grey' if grey_input else ''), 'casq',
+             'gan', preset, 'f2s', settings=tuple(settings.items()))
+
+
 def _casq_unet_ssim3_grey(preset: str) -> Row:
   """casq_gan_plain_ssim's network without its discriminator (which adds
   nothing measurable in 300 steps), the SSIM term at weight 3 and one grey
@@ -174,7 +189,10 @@ TABLES: Mapping[str, tuple[Row, ...]] = {
             settings=(('gan.weight', 0.0),)),
         # The shipped model's recipe (f2s.pretrained).
         _casq_gan_plain_ssim('cuhk_standard'),
-        _casq_gan_plain_fsim('cuhk_standard'),),
+        _casq_gan_plain_fsim('cuhk_standard'),
+        # Sketches that look drawn (README "Sharp sketches").
+        _casq_gan_drawn('cuhk_standard', grey_input=False),
+        _casq_gan_drawn('cuhk_standard', grey_input=True),),
     'ablation': (
         Row('casq_paper', 'casq', 'paper', 'cuhk_casq', 'f2s'),
         Row('casq_paper_no_attention', 'casq', 'paper', 'cuhk_casq', 'f2s',

@@ -126,6 +126,30 @@ def test_complete_runs_and_replace_write_the_tables(checkout, fake_runs):
   assert '| dae_conv | f2s | 1 | 0.5000 |' in (root / 'README.md').read_text()
 
 
+def test_named_rows_are_collected_and_the_others_kept(checkout, fake_runs):
+  """--rows=dae_conv with only dae_conv's runs on disk: that row is the new
+  one, every other row stays as committed (no 'would lose')."""
+  reproduce, root = checkout
+  path = root / 'experiments' / 'results' / f'{TABLE}.json'
+  before = results.read_json(str(path))
+  fake_runs(root, range(3), skip={(r.name, s) for r in tables.TABLES[TABLE]
+                                  for s in range(3) if r.name != 'dae_conv'})
+  reproduce.main([f'--table={TABLE}', '--collect', '--rows=dae_conv'])
+  after = results.read_json(str(path))
+  assert [r['row'] for r in after['rows']] == [r['row'] for r in before['rows']]
+  for old, new in zip(before['rows'], after['rows']):
+    if old['row'] == 'dae_conv':
+      assert new['mean']['ssim'] == 0.5 and new != old
+    else:
+      assert new == old
+  assert '| dae_conv | f2s | 3 | 0.5000 ± 0.0000 |' in (
+      root / 'README.md').read_text()
+  # Fewer seeds of the named row are still refused.
+  message = _refused(reproduce, '--collect', '--rows=dae_conv', '--seeds=1')
+  assert 'dae_conv 3 -> 1 seeds (seeds 1, 2)' in message
+  assert 'casq_paper' not in message
+
+
 def _start_run(child: str, **popen) -> subprocess.Popen:
   """A process in which reproduce.py's _run runs `python -c child`, Ctrl-C
   handled as in a terminal (whatever this process ignores)."""

@@ -15,13 +15,13 @@ import ml_collections
 from f2s.models.attention import SelfAttention
 from f2s.models.casq import CASQ
 from f2s.models.dae import ConvDAE, DenseDAE
-from f2s.models.grey import GreyOutput
+from f2s.models.grey import GreyInput, GreyOutput
 from f2s.models.quantizers import (CODEBOOK_RNG, VQ_COLLECTION, VectorQuantizer,
                                    VectorQuantizerEMA, VQOutput)
 from f2s.models.vae import SAMPLE_RNG, ConvVAE, DenseVAE
 
 __all__ = ['build_model', 'check_config', 'default_config', 'VARIANTS', 'CASQ', 'ConvDAE', 'DenseDAE',
-           'GreyOutput', 'ConvVAE', 'DenseVAE', 'SelfAttention', 'VectorQuantizer',
+           'GreyInput', 'GreyOutput', 'ConvVAE', 'DenseVAE', 'SelfAttention', 'VectorQuantizer',
            'VectorQuantizerEMA', 'VQOutput', 'VQ_COLLECTION', 'SAMPLE_RNG', 'CODEBOOK_RNG']
 
 _CASQ_QUANTIZER = dict(quantizer='ema', commitment_cost=0.25, decay=0.99, epsilon=1e-5)
@@ -55,8 +55,9 @@ _DEFAULTS: dict[tuple[str, str], tuple[type[nn.Module], dict[str, Any]]] = {
 }
 
 # Knobs of every model, applied by build_model around the module.
-# grey_output: draw one channel and repeat it to the sketch's (GreyOutput).
-_COMMON_KNOBS: dict[str, Any] = dict(grey_output=False)
+# grey_output: draw one channel and repeat it to the sketch's (GreyOutput);
+# grey_input: see the photo's luma alone (GreyInput).
+_COMMON_KNOBS: dict[str, Any] = dict(grey_output=False, grey_input=False)
 
 VARIANTS: dict[str, tuple[str, ...]] = {}
 for _name, _variant in _DEFAULTS:
@@ -87,7 +88,7 @@ def check_config(config: ml_collections.ConfigDict
 
   Knobs missing from `config` take the variant's defaults; an unknown model,
   variant or knob raises ValueError naming it. The common knobs
-  (`grey_output`) are not among the keyword arguments.
+  (`grey_output`, `grey_input`) are not among the keyword arguments.
   """
   if 'name' not in config or 'variant' not in config:
     raise ValueError(f'config.model needs keys "name" and "variant", got {sorted(config)}.')
@@ -108,7 +109,8 @@ def build_model(config: ml_collections.ConfigDict, out_shape: tuple[int, int, in
 
   `axis_name` is used by the EMA quantizer (psum over data-parallel replicas)
   and ignored by models without state. With `grey_output`, the module draws
-  one channel and GreyOutput repeats it to `out_shape`'s.
+  one channel and GreyOutput repeats it to `out_shape`'s; with `grey_input`,
+  GreyInput (outermost) gives it the photo's luma.
   """
   cls, kwargs = check_config(config)
   if len(out_shape) != 3:
@@ -118,7 +120,11 @@ def build_model(config: ml_collections.ConfigDict, out_shape: tuple[int, int, in
   if cls is CASQ:
     kwargs['axis_name'] = axis_name
   out_shape = tuple(int(d) for d in out_shape)
-  if not config.get('grey_output', _COMMON_KNOBS['grey_output']):
-    return cls(out_shape=out_shape, **kwargs)
-  return GreyOutput(cls(out_shape=(*out_shape[:2], 1), **kwargs),
-                    channels=out_shape[2])
+  if config.get('grey_output', _COMMON_KNOBS['grey_output']):
+    model = GreyOutput(cls(out_shape=(*out_shape[:2], 1), **kwargs),
+                       channels=out_shape[2])
+  else:
+    model = cls(out_shape=out_shape, **kwargs)
+  if config.get('grey_input', _COMMON_KNOBS['grey_input']):
+    model = GreyInput(model)
+  return model

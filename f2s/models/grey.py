@@ -1,13 +1,22 @@
-"""GreyOutput: a model that draws one grey channel, repeated to the target's.
+"""Grey in, grey out: wrappers around any model.
 
-The CASQ protocol scores RGB sketches, but every CUHK sketch is grey: its three
-channels are one channel repeated. A model with three output channels learns
-them separately, and any difference between them is error.
+GreyOutput draws one grey channel, repeated to the target's. The CASQ protocol
+scores RGB sketches, but every CUHK sketch is grey: its three channels are one
+channel repeated. A model with three output channels learns them separately,
+and any difference between them is error.
+
+GreyInput shows the model the photo's luma alone. An artist draws the same
+sketch from a colour or a grey photo; CUHK's photos are all colour, FERET's
+(CUFSF) grey, and a model that sees colour learns to depend on it.
 """
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
+import numpy as np
+
+# ITU-R 601 luma, as PIL's convert('L') (and f2s.data.photometric's grey).
+LUMA = np.array([0.299, 0.587, 0.114], np.float32)
 
 
 class GreyOutput(nn.Module):
@@ -22,3 +31,16 @@ class GreyOutput(nn.Module):
       raise ValueError(f'GreyOutput: the wrapped model draws {logits.shape[-1]} '
                        'channels, expected 1.')
     return jnp.repeat(logits, self.channels, axis=-1), aux
+
+
+class GreyInput(nn.Module):
+  """Runs `model` on the photo's luma repeated to its three channels (the
+  model's parameters keep their shapes); the outputs pass through."""
+  model: nn.Module
+
+  def __call__(self, photo: jax.Array, **kwargs) -> tuple[jax.Array, dict]:
+    if photo.shape[-1] != 3:
+      raise ValueError(f'GreyInput: the photo has {photo.shape[-1]} channels, '
+                       'expected 3 (RGB).')
+    luma = photo @ jnp.asarray(LUMA, photo.dtype)
+    return self.model(jnp.repeat(luma[..., None], 3, axis=-1), **kwargs)

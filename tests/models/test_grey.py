@@ -1,5 +1,6 @@
-"""GreyOutput: one drawn channel repeated to the sketch's channels, for every
-model through `config.model.grey_output`."""
+"""GreyOutput: one drawn channel repeated to the sketch's channels, and
+GreyInput: the photo's luma alone, for every model through
+`config.model.grey_output` / `grey_input`."""
 
 import flax.linen as nn
 import jax
@@ -8,7 +9,7 @@ import numpy as np
 import pytest
 
 from f2s import config_lib
-from f2s.models import GreyOutput, build_model, default_config
+from f2s.models import GreyInput, GreyOutput, build_model, default_config
 
 
 @pytest.mark.parametrize('name,variant', [('dae', 'paper'),
@@ -78,3 +79,46 @@ def test_grey_output_is_listed_among_allowed_knobs():
   config.colour = 1
   with pytest.raises(ValueError, match="allowed: .*'grey_output'"):
     build_model(config, (200, 200, 3))
+
+
+def _tiny_casq_gan(**knobs):
+  config = default_config('casq', 'gan')
+  config.update(config_lib.TINY_MODELS[('casq', 'gan')], **knobs)
+  return build_model(config, (32, 32, 1))
+
+
+def test_grey_input_sees_only_the_luma(make_rngs):
+  """A colour change that keeps every pixel's ITU-R 601 luma leaves the
+  sketch as it is; without grey_input the same change moves it.
+
+  The two photos' lumas agree to float32 rounding (one ulp, 6e-8), which the
+  network's normalisations amplified to 1.7e-6 on an AMD CPU: 1e-5 is that
+  with room for another CPU's rounding, and 100x below the 1e-3 by which
+  the colour model moves."""
+  photo = jax.random.uniform(jax.random.key(3), (2, 32, 32, 3),
+                             minval=0.2, maxval=0.8)
+  # Orthogonal to the luma weights: (0.587, -0.299, 0) . LUMA = 0.
+  shift = 0.1 * jnp.array([0.587, -0.299, 0.0])
+  recoloured = photo + shift
+  grey = _tiny_casq_gan(grey_input=True)
+  assert isinstance(grey, GreyInput)
+  variables = grey.init(make_rngs(), photo)
+  logits = grey.apply(variables, photo, rngs=make_rngs(1))[0]
+  np.testing.assert_allclose(
+      grey.apply(variables, recoloured, rngs=make_rngs(1))[0], logits,
+      atol=1e-5)
+  # The same parameters in the model without the wrapper: colour counts.
+  colour = _tiny_casq_gan()
+  inner = {k: v['model'] for k, v in variables.items()}
+  moved = colour.apply(inner, recoloured, rngs=make_rngs(1))[0]
+  assert float(jnp.abs(moved - logits).max()) > 1e-3
+  # ... and on the photo's luma repeated it is the wrapped model itself.
+  luma = np.asarray(photo, np.float64) @ np.array([0.299, 0.587, 0.114])
+  as_grey = jnp.asarray(np.repeat(luma[..., None], 3, -1), jnp.float32)
+  np.testing.assert_allclose(colour.apply(inner, as_grey, rngs=make_rngs(1))[0],
+                             logits, atol=1e-5)
+
+
+def test_grey_input_rejects_a_photo_that_is_not_rgb(make_rngs):
+  with pytest.raises(ValueError, match='photo has 1 channels, expected 3'):
+    _tiny_casq_gan(grey_input=True).init(make_rngs(), jnp.zeros((1, 32, 32, 1)))

@@ -41,9 +41,9 @@ def test_check_config_merges_defaults_without_building():
       {'name': 'dae', 'variant': 'paper', 'hidden': (4, 2)}))
   assert cls is DenseDAE
   assert kwargs['hidden'] == (4, 2)
-  # grey_output is applied around the module by build_model, not passed to it.
+  # grey_output/grey_input wrap the module in build_model, not passed to it.
   assert set(kwargs) == set(default_config('dae', 'paper')) - {
-      'name', 'variant', 'grey_output'}
+      'name', 'variant', 'grey_output', 'grey_input'}
 
 
 @pytest.mark.parametrize('change,match', [
