@@ -124,6 +124,8 @@ def get_config() -> ml_collections.ConfigDict:
   # on the real and the fake pair), from start_step; 0: off.
   config.gan.feature_matching = 0.0
   config.gan.features = (32, 64, 128)  # discriminator widths
+  # Spectral norm on its convs (SAGAN's); False: plain convs, as pix2pix.
+  config.gan.spectral_norm = True
   config.gan.learning_rate = 2e-4  # the discriminator's Adam (constant)
   config.gan.b1 = 0.5
   config.gan.b2 = 0.9

@@ -1,4 +1,4 @@
-"""pix2pix's conditional PatchGAN discriminator, spectrally normalised."""
+"""pix2pix's conditional PatchGAN discriminator, spectrally normalised or not."""
 
 from typing import Sequence
 
@@ -22,9 +22,19 @@ class PatchDiscriminator(nn.Module):
   the discriminator 1-Lipschitz without a gradient penalty's second
   backward pass; its power-iteration state lives in `SPECTRAL_COLLECTION`
   and is updated only with `update_stats=True` (the discriminator's own
-  step).
+  step). With `spectral_norm=False` the convs are plain (pix2pix's own
+  discriminator: free to grow its logits, so it learns in hundreds of steps
+  where the normalised one barely moves); the parameters are the same.
   """
   features: Sequence[int] = (32, 64, 128)
+  spectral_norm: bool = True
+
+  def _conv(self, conv: nn.Conv, name: str, x: jax.Array,
+            update_stats: bool) -> jax.Array:
+    if not self.spectral_norm:
+      return conv(x)
+    return nn.SpectralNorm(conv, collection_name=SPECTRAL_COLLECTION,
+                           name=name)(x, update_stats=update_stats)
 
   @nn.compact
   def __call__(self, photo: jax.Array, sketch: jax.Array, *,
@@ -36,12 +46,10 @@ class PatchDiscriminator(nn.Module):
     x = jnp.concatenate([photo, sketch.astype(photo.dtype)], axis=-1)
     features = []
     for i, f in enumerate(self.features):
-      x = nn.SpectralNorm(nn.Conv(f, (4, 4), strides=2, name=f'conv{i}'),
-                          collection_name=SPECTRAL_COLLECTION,
-                          name=f'sn{i}')(x, update_stats=update_stats)
+      x = self._conv(nn.Conv(f, (4, 4), strides=2, name=f'conv{i}'),
+                     f'sn{i}', x, update_stats)
       x = nn.leaky_relu(x, 0.2)
       features.append(x)
-    logits = nn.SpectralNorm(nn.Conv(1, (4, 4), name='logits'),
-                             collection_name=SPECTRAL_COLLECTION,
-                             name='sn_logits')(x, update_stats=update_stats)
+    logits = self._conv(nn.Conv(1, (4, 4), name='logits'), 'sn_logits', x,
+                        update_stats)
     return (logits, features) if return_features else logits

@@ -102,16 +102,20 @@ def incompatibilities(saved: Mapping[str, Any],
       problems.append(f'{key}: saved {old!r}, now {new!r}')
   old, new = _discriminator(saved), _discriminator(current)
   if old != new:
-    problems.append(f'discriminator (gan.weight > 0, gan.features): saved '
-                    f'{old!r}, now {new!r}')
+    problems.append(f'discriminator (gan.weight > 0, gan.features, '
+                    f'gan.spectral_norm): saved {old!r}, now {new!r}')
   return problems
 
 
-def _discriminator(config: Mapping[str, Any]) -> list[int] | None:
-  """The saved state's discriminator widths, None without one (also for
-  configs saved before the `gan` section existed)."""
+def _discriminator(config: Mapping[str, Any]
+                   ) -> tuple[list[int], bool] | None:
+  """The saved state's discriminator (widths, spectral norm), None without
+  one (also for configs saved before the `gan` section existed; those
+  before `gan.spectral_norm` had it)."""
   if (_lookup(config, 'gan.weight') or 0) > 0:
-    return _lookup(config, 'gan.features')
+    spectral = _lookup(config, 'gan.spectral_norm')
+    return (list(_lookup(config, 'gan.features')),
+            True if spectral is None else spectral)
   return None
 
 

@@ -45,7 +45,8 @@ def adversarial(config: ml_collections.ConfigDict) -> bool:
 
 
 def make_discriminator(gan: ml_collections.ConfigDict) -> PatchDiscriminator:
-  return PatchDiscriminator(features=tuple(gan.features))
+  return PatchDiscriminator(features=tuple(gan.features),
+                            spectral_norm=gan.spectral_norm)
 
 
 def make_disc_optimizer(

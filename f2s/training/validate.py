@@ -49,6 +49,9 @@ def _check_gan(gan: ml_collections.ConfigDict) -> None:
           strict=True)
   for key in ('b1', 'b2'):
     _number(f'config.gan.{key}', gan[key], minimum=0, below=1)
+  if not isinstance(gan.spectral_norm, bool):
+    raise ValueError(f'config.gan.spectral_norm={gan.spectral_norm!r}: '
+                     'expected true or false')
   features = gan.features
   if (not isinstance(features, (tuple, list)) or not features
       or not all(isinstance(f, int) and not isinstance(f, bool) and f > 0

@@ -45,3 +45,36 @@ def test_photo_and_sketch_of_different_sizes_are_refused():
   with pytest.raises(ValueError, match='differ in batch or spatial size'):
     disc.init(jax.random.PRNGKey(0), jnp.ones((1, 32, 32, 3)),
               jnp.ones((1, 16, 16, 1)))
+
+
+def test_without_spectral_norm_it_is_the_plain_convs():
+  """spectral_norm=False: the same parameters, no power-iteration state,
+  and logits equal to the convs applied by hand."""
+  photo = jax.random.normal(jax.random.PRNGKey(1), (2, 32, 32, 3))
+  sketch = jax.random.uniform(jax.random.PRNGKey(2), (2, 32, 32, 1))
+  plain = PatchDiscriminator(features=(8, 16), spectral_norm=False)
+  variables = plain.init(jax.random.PRNGKey(0), photo, sketch)
+  assert set(variables) == {'params'}
+  normalised = PatchDiscriminator(features=(8, 16)).init(
+      jax.random.PRNGKey(0), photo, sketch)
+  assert (jax.tree.map(jnp.shape, variables['params'])
+          == jax.tree.map(jnp.shape, normalised['params']))
+  params = variables['params']
+  x = jnp.concatenate([photo, sketch], axis=-1)
+
+  def conv(x, layer, stride):
+    y = jax.lax.conv_general_dilated(
+        x, layer['kernel'], (stride, stride), 'SAME',
+        dimension_numbers=('NHWC', 'HWIO', 'NHWC'),
+        precision=jax.lax.Precision.HIGHEST)
+    return y + layer['bias']
+
+  for i in range(2):
+    x = jax.nn.leaky_relu(conv(x, params[f'conv{i}'], 2), 0.2)
+  expected = conv(x, params['logits'], 1)
+  logits, stats = plain.apply(variables, photo, sketch, update_stats=True,
+                              mutable=[SPECTRAL_COLLECTION])
+  assert not stats
+  # float32 sums of <= 4*4*16 = 256 products in another order: typically
+  # sqrt(256) 2^-24 ~ 1e-6 of the sum; 1e-5 leaves 10x.
+  np.testing.assert_allclose(logits, expected, rtol=1e-5, atol=1e-5)

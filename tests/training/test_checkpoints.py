@@ -174,11 +174,18 @@ def test_adding_or_resizing_a_discriminator_is_refused(run_dir):
   workdir, config = run_dir
   config.gan.weight = 0.1
   with pytest.raises(ValueError, match=r'discriminator .*saved None, now '
-                                       r'\[32, 64, 128\]'):
+                                       r'\(\[32, 64, 128\], True\)'):
     checkpoints.check_workdir(str(workdir), config)
   saved = checkpoints.config_to_dict(config)
   config.gan.features = (8, 8)
   assert checkpoints.incompatibilities(saved, config)
+  config.gan.features = (32, 64, 128)
+  # Saved before gan.spectral_norm existed: it was on.
+  del saved['gan']['spectral_norm']
+  assert checkpoints.incompatibilities(saved, config) == []
+  config.gan.spectral_norm = False  # its state collection would be missing
+  [problem] = checkpoints.incompatibilities(saved, config)
+  assert 'gan.spectral_norm' in problem and 'now ([32, 64, 128], False)' in problem
   config.gan.update(weight=0.0)  # off again: the widths no longer matter
   checkpoints.check_workdir(str(workdir), config)
 

@@ -66,6 +66,7 @@ def test_shipped_tiny_configs_pass(load_config, name):
     ('eval.dataset', 'cuhk_face_sketch', 'config.eval.dataset'),
     ('checkpoint.best_metric', 'lpips_vgg', "add 'vgg' to config.eval.lpips"),
     ('gan.features', (32, 0), r'config.gan.features=\(32, 0\)'),
+    ('gan.spectral_norm', 1, 'config.gan.spectral_norm=1: expected true or'),
 ])
 def test_bad_knob_is_named(load_config, key, value, match):
   config = load_config('casq')
