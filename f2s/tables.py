@@ -127,17 +127,14 @@ def _casq_gan_plain_fsim(preset: str) -> Row:
                              settings=row.settings + (('loss.terms.fsim', 1.0),))
 
 
-def _casq_gan_drawn(preset: str, grey_input: bool) -> Row:
-  """The sharp-sketch recipe (config_lib.RECIPES['perceptual_photometric']:
-  plain blocks, SSIM, FSIM, VGG16 perceptual and style terms, the photo's
-  lighting and camera varied) with the perceptual term x3 and FSIM x2, and
-  with `grey_input` the photo's luma alone."""
-  settings = {**config_lib.RECIPES['perceptual_photometric'],
-              'loss.terms.perceptual': 0.3, 'loss.terms.fsim': 2.0}
-  if grey_input:
-    settings['model.grey_input'] = True
-  return Row('casq_gan_drawn' + ('_grey' if grey_input else ''), 'casq',
-             'gan', preset, 'f2s', settings=tuple(settings.items()))
+def _casq_gan_drawn(preset: str, name: str = 'casq_gan_drawn',
+                    extra: Mapping[str, Any] | None = None) -> Row:
+  """The sharp-sketch recipe (config_lib.RECIPES['drawn']: plain blocks,
+  SSIM, FSIM x2, VGG16 perceptual and style terms, the photo's lighting and
+  camera varied) with the `extra` settings (dotted keys)."""
+  settings = {**config_lib.RECIPES['drawn'], **(extra or {})}
+  return Row(name, 'casq', 'gan', preset, 'f2s',
+             settings=tuple(settings.items()))
 
 
 def _casq_unet_ssim3_grey(preset: str) -> Row:
@@ -191,8 +188,14 @@ TABLES: Mapping[str, tuple[Row, ...]] = {
         _casq_gan_plain_ssim('cuhk_standard'),
         _casq_gan_plain_fsim('cuhk_standard'),
         # Sketches that look drawn (README "Sharp sketches").
-        _casq_gan_drawn('cuhk_standard', grey_input=False),
-        _casq_gan_drawn('cuhk_standard', grey_input=True),),
+        _casq_gan_drawn('cuhk_standard'),
+        _casq_gan_drawn('cuhk_standard', 'casq_gan_drawn_grey',
+                        {'model.grey_input': True}),
+        _casq_gan_drawn('cuhk_standard', 'casq_gan_drawn_plain_disc',
+                        {'gan.spectral_norm': False}),
+        _casq_gan_drawn('cuhk_standard', 'casq_gan_drawn_plain_disc_vgg5',
+                        {'gan.spectral_norm': False,
+                         'loss.perceptual_layers': 5}),),
     'ablation': (
         Row('casq_paper', 'casq', 'paper', 'cuhk_casq', 'f2s'),
         Row('casq_paper_no_attention', 'casq', 'paper', 'cuhk_casq', 'f2s',

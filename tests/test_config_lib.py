@@ -3,7 +3,7 @@ presets and variants are selected by the config argument, errors name the
 bad preset, variant, file or key."""
 import pytest
 
-from f2s import config_lib, models
+from f2s import config_lib, models, tables
 from f2s.data import preprocess
 from f2s.training.validate import validate_config
 
@@ -109,3 +109,17 @@ def test_recipe_config_is_the_gan_variant_with_its_knobs(load_config, arg,
   assert config.loss.terms.bce == 1.0  # knobs set, sections kept
   with pytest.raises(ValueError, match="unknown recipe 'sharp'"):
     config_lib.apply_recipe(config, 'sharp')
+
+
+def test_drawn_config_is_the_standard_tables_row(load_config):
+  """configs/casq_drawn.py:cuhk_standard trains exactly what the standard
+  table's casq_gan_drawn row (the shipped casq_drawn_cuhk's) runs."""
+  row = tables.find_row('standard', 'casq_gan_drawn')
+  expected = config_lib.set_knobs(
+      load_config(*row.config_arg[len('configs/'):].split('.py:')),
+      row.overrides)
+  assert load_config('casq_drawn', 'cuhk_standard').to_dict() == (
+      expected.to_dict())
+  # :tiny keeps its own short schedule.
+  assert load_config('casq_drawn').train.num_steps == (
+      load_config('casq_gan').train.num_steps)
