@@ -45,8 +45,9 @@ def adversarial(config: ml_collections.ConfigDict) -> bool:
 
 
 def make_discriminator(gan: ml_collections.ConfigDict) -> PatchDiscriminator:
+  # Configs saved before gan.spectral_norm existed had it on.
   return PatchDiscriminator(features=tuple(gan.features),
-                            spectral_norm=gan.spectral_norm)
+                            spectral_norm=gan.get('spectral_norm', True))
 
 
 def make_disc_optimizer(

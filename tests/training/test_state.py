@@ -101,6 +101,12 @@ def test_train_parts_and_initial_state_follow_gan_weight(stand_in, load_config):
   config.gan.weight = 0.1
   parts = state_lib.make_train_parts(config)
   assert parts.disc.features == tuple(config.gan.features)
+  assert parts.disc.spectral_norm
+  config.gan.spectral_norm = False
+  assert not state_lib.make_train_parts(config).disc.spectral_norm
+  # A config saved before the knob existed: spectral norm, as then.
+  del config.gan['spectral_norm']
+  assert state_lib.make_train_parts(config).disc.spectral_norm
   gan_state = state_lib.initial_state(parts, stand_in, (1, 16, 16, 3), 3,
                                       seed=0)
   assert isinstance(gan_state, state_lib.GANTrainState)
