@@ -169,7 +169,7 @@ def test_a_text_file_named_jpg_gets_one_error_line(page, photos):
 
 def test_the_pages_sketch_is_the_command_lines(page, photos, demo):
   assert upload(page, photos / 'astronaut.png').startswith(
-      '1 face sketched by casq_gan_cuhk')
+      f'1 face sketched by {pretrained.DEFAULT}')
   images = page.locator('#faces img')
   sync_api.expect(images).to_have_count(2)
   crop, drawn = (read_png(page, images.nth(k).get_attribute('src'))
