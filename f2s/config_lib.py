@@ -202,8 +202,8 @@ TINY_GAN = dict(features=(8, 8), start_step=5)
 # Named training recipes: dotted knob -> value, set over a model config as
 # --config.<knob>=<value> would be (`apply_recipe`).
 RECIPES = {
-    # The shipped casq_gan_cuhk's settings beside the gan variant's (its
-    # model card's command).
+    # casq_gan_cuhk's settings (shipped, the default before casq_drawn_cuhk)
+    # beside the gan variant's (its model card's command).
     'shipped': {'model.block': 'plain', 'loss.terms.ssim': 1.0,
                 'loss.terms.fsim': 1.0},
     # shipped + the VGG16 perceptual and style terms: on seed 0 CUHK
