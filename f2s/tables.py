@@ -225,7 +225,14 @@ TABLE_DESCRIPTIONS = {
                  'casq_gan_plain_ssim: casq_gan with plain blocks (one conv '
                  'per stage) and an SSIM loss term (weight 1) beside BCE; '
                  'casq_gan_plain_fsim: the same with an FSIM loss term '
-                 '(1 - FSIM, weight 1) too.'),
+                 '(1 - FSIM, weight 1) too; casq_gan_drawn: that with FSIM '
+                 'at weight 2, VGG16 perceptual (0.3) and style (1) terms '
+                 'and the photo\'s lighting and camera varied '
+                 '(config_lib.RECIPES[\'drawn\']; the shipped '
+                 'casq_drawn_cuhk is its seed 0); _grey: the photo\'s luma '
+                 'alone (model.grey_input); _plain_disc: a discriminator '
+                 'without spectral norm; _vgg5: all five VGG16 taps in the '
+                 'feature terms.'),
     'ablation': ('CASQ\'s parts on the study protocol at one recipe: '
                  'attention, the quantizer (none = a plain 1x1 bottleneck), '
                  'EMA vs plain VQ, and the conv DAE.'),
