@@ -184,10 +184,11 @@ TABLES: Mapping[str, tuple[Row, ...]] = {
         # without the discriminator.
         Row('casq_gan_no_adversarial', 'casq', 'gan', 'cuhk_standard', 'f2s',
             settings=(('gan.weight', 0.0),)),
-        # The shipped model's recipe (f2s.pretrained).
         _casq_gan_plain_ssim('cuhk_standard'),
+        # casq_gan_cuhk's recipe (shipped, the default before the next).
         _casq_gan_plain_fsim('cuhk_standard'),
-        # Sketches that look drawn (README "Sharp sketches").
+        # The default shipped model's (casq_drawn_cuhk) and single-seed
+        # variants of it (README "Towards drawn sketches").
         _casq_gan_drawn('cuhk_standard'),
         _casq_gan_drawn('cuhk_standard', 'casq_gan_drawn_grey',
                         {'model.grey_input': True}),

@@ -23,8 +23,9 @@ class PatchDiscriminator(nn.Module):
   backward pass; its power-iteration state lives in `SPECTRAL_COLLECTION`
   and is updated only with `update_stats=True` (the discriminator's own
   step). With `spectral_norm=False` the convs are plain (pix2pix's own
-  discriminator: free to grow its logits, so it learns in hundreds of steps
-  where the normalised one barely moves); the parameters are the same.
+  discriminator, free to grow its logits; in the 300-step CUHK recipe it
+  still barely tells real from fake, hinge loss 1.82 of 2 at the end
+  against 1.88 normalised); the parameters are the same.
   """
   features: Sequence[int] = (32, 64, 128)
   spectral_norm: bool = True
