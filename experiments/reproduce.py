@@ -13,7 +13,8 @@ section between `<!-- results:<table>:begin -->` and `... :end -->` is
 replaced by the Markdown table. `--collect` trains nothing: it scores the
 finished runs not yet scored and collects. `--rows=a,b` trains, scores and
 collects those rows alone: every other row keeps its entry of the committed
-experiments/results/<table>.json as it is (its runs need not be on disk). `--steps` shortens every run (a
+experiments/results/<table>.json as it is (its runs need not be on disk).
+`--steps` shortens every run (a
 quick check: such runs live in their own folders `seed<k>_steps<N>`, and
 their table goes to `<workdir>/<table>_steps<N>.{json,md}`, never to
 experiments/results or the README).

@@ -1,4 +1,4 @@
-"""pix2pix's conditional PatchGAN discriminator, spectrally normalised or not."""
+"""pix2pix's conditional PatchGAN discriminator, spectral norm optional."""
 
 from typing import Sequence
 
