@@ -12,9 +12,15 @@ analysis of the compiled step), and peak memory (the device's
 peak_bytes_in_use where JAX reports it, else the process's max RSS; each model
 runs in its own subprocess so the figures do not mix). Batches are random
 arrays of the protocol's shape: this measures the steps, not the input
-pipeline. `--torch` adds the CASQ paper network's train step in PyTorch eager
-on the same machine (torch is imported only in that mode; it is no
-dependency of f2s). Prints a table and writes JSON to --out.
+pipeline. `--torch` adds the CASQ paper network's train step in PyTorch,
+eager and under torch.compile, on the same machine (torch is imported only in
+that mode; it is no dependency of f2s), and prints f2s's speed as a ratio to
+each, with the CPU's name. Prints a table and writes JSON to --out.
+
+Every process runs f2s as `f2s.main` does, with
+`host_memory.keep_freed_memory()` ('+kept' in the framework column;
+`--default_malloc` leaves glibc's defaults). The PyTorch rows run both ways:
+its CPU allocator page-faults the same way by default.
 
 `--loop` runs the real `train_and_evaluate` loop on the preset's real data
 for `--steps` steps, evaluating and checkpointing at the config's rates (and
@@ -278,8 +284,9 @@ def bench_loop(name: str, preset: str, batch_size: int | None, warmup: int,
 
 
 def bench_torch(preset: str, batch_size: int | None, warmup: int,
-                steps: int) -> dict:
-  """The CASQ paper network's train step in PyTorch eager (CPU).
+                steps: int, compile: bool = False) -> dict:
+  """The CASQ paper network's train step in PyTorch (CPU), eager or with the
+  network under `torch.compile` (Inductor; the loss and Adam stay eager).
 
   Same layers and sizes as f2s.models' casq/paper: three conv3x3+ReLU+pool
   stages (64, 32, 16), SAGAN attention, 1x1 conv to the 32-d codes, an EMA
@@ -358,16 +365,20 @@ def bench_torch(preset: str, batch_size: int | None, warmup: int,
 
   net = Casq()
   opt = torch.optim.Adam(net.parameters(), lr=config.train.learning_rate)
+  model = torch.compile(net) if compile else net
   photo = torch.rand(batch_size, 3, 200, 200)
   sketch = torch.rand(batch_size, 3, 200, 200)
 
   def step():
     opt.zero_grad(set_to_none=True)
-    logits, vq_loss = net(photo)
+    logits, vq_loss = model(photo)
     loss = F.binary_cross_entropy_with_logits(logits, sketch) + vq_loss
     loss.backward()
     opt.step()
 
+  start = time.perf_counter()
+  step()  # compiles under torch.compile
+  compile_s = time.perf_counter() - start
   times = []
   for i in range(warmup + steps):
     start = time.perf_counter()
@@ -375,11 +386,13 @@ def bench_torch(preset: str, batch_size: int | None, warmup: int,
     if i >= warmup:
       times.append(time.perf_counter() - start)
   train_s = statistics.median(times)
+  mode = 'compile' if compile else 'eager'
   return {
-      'framework': f'torch {torch.__version__} eager', 'model': 'casq/paper',
+      'framework': f'torch {torch.__version__} {mode}', 'model': 'casq/paper',
       'preset': preset, 'protocol': 'casq', 'image_shape': [200, 200, 3],
       'batch_size': batch_size,
       'params': sum(p.numel() for p in net.parameters()),
+      'train_compile_s': compile_s if compile else None,
       'devices': 1, 'device_kind': 'cpu', 'threads': torch.get_num_threads(),
       'train_step_s': train_s, 'train_images_per_s': batch_size / train_s,
       'peak_memory_bytes':
@@ -388,7 +401,8 @@ def bench_torch(preset: str, batch_size: int | None, warmup: int,
   }
 
 
-def _in_subprocess(args: argparse.Namespace, which: str) -> dict:
+def _in_subprocess(args: argparse.Namespace, which: str,
+                   kept_memory: bool) -> dict:
   cmd = [sys.executable, os.path.abspath(__file__), f'--single={which}',
          f'--preset={args.preset}', f'--warmup={args.warmup}',
          f'--steps={args.steps}']
@@ -398,24 +412,29 @@ def _in_subprocess(args: argparse.Namespace, which: str) -> dict:
     cmd.append('--loop')
   if args.compute_dtype:
     cmd.append(f'--compute_dtype={args.compute_dtype}')
+  if not kept_memory:
+    cmd.append('--default_malloc')
   env = dict(os.environ, PYTHONPATH=ROOT + os.pathsep +
              os.environ.get('PYTHONPATH', ''))
   result = subprocess.run(cmd, env=env, capture_output=True, text=True)
   if result.returncode:
     raise RuntimeError(f'benchmark of {which} failed:\n{result.stderr[-3000:]}')
-  return json.loads(result.stdout.strip().splitlines()[-1])
+  row = json.loads(result.stdout.strip().splitlines()[-1])
+  if kept_memory:
+    row['framework'] += ' +kept'
+  return row
 
 
 def _table(rows: list[dict]) -> str:
   def fmt(value, spec):
     return '-' if value is None else format(value, spec)
-  lines = [f'{"model":<12} {"framework":<22} {"batch":>5} {"params":>9} '
+  lines = [f'{"model":<12} {"framework":<30} {"batch":>5} {"params":>9} '
            f'{"compile s":>9} {"train img/s":>11} {"eval img/s":>10} '
            f'{"GFLOP/step":>10} {"peak MiB":>9}']
   for r in rows:
     flops = r.get('train_flops_per_step')
     lines.append(
-        f'{r["model"]:<12} {r["framework"]:<22} {r["batch_size"]:>5} '
+        f'{r["model"]:<12} {r["framework"]:<30} {r["batch_size"]:>5} '
         f'{r["params"]:>9} {fmt(r.get("train_compile_s"), ".2f"):>9} '
         f'{r["train_images_per_s"]:>11.1f} '
         f'{fmt(r.get("eval_images_per_s"), ".1f"):>10} '
@@ -443,6 +462,32 @@ def _loop_table(rows: list[dict]) -> str:
   return '\n'.join(lines)
 
 
+def cpu_name() -> str:
+  """The CPU's model name (/proc/cpuinfo), else platform's processor string."""
+  try:
+    with open('/proc/cpuinfo') as f:
+      for line in f:
+        if line.startswith('model name'):
+          return line.split(':', 1)[1].strip()
+  except OSError:
+    pass
+  return platform.processor() or platform.machine()
+
+
+def _torch_ratios(rows: list[dict]) -> str:
+  """f2s's casq/paper train step against each PyTorch row, as speed ratios."""
+  jax_rows = [r for r in rows if r['model'] == 'casq/paper'
+              and r['framework'].startswith('jax')]
+  lines = [f'CPU: {cpu_name()}, {os.cpu_count()} logical cores']
+  for j in jax_rows:
+    for t in rows:
+      if t['framework'].startswith('torch'):
+        lines.append(f'casq/paper train step: {j["framework"]} is '
+                     f'{j["train_images_per_s"] / t["train_images_per_s"]:.2f}x '
+                     f'{t["framework"]}')
+  return '\n'.join(lines)
+
+
 def main() -> None:
   parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
   parser.add_argument('--models', default=','.join(MODELS),
@@ -455,7 +500,8 @@ def main() -> None:
   parser.add_argument('--warmup', type=int, default=3)
   parser.add_argument('--steps', type=int, default=10)
   parser.add_argument('--torch', action='store_true',
-                      help='also time the CASQ paper network in PyTorch eager')
+                      help='also time the CASQ paper network in PyTorch, '
+                      'eager and under torch.compile')
   parser.add_argument('--loop', action='store_true',
                       help='run the whole training loop for --steps steps')
   parser.add_argument('--out', default=None,
@@ -464,11 +510,18 @@ def main() -> None:
   parser.add_argument('--compute_dtype', default=None,
                       choices=('float32', 'bfloat16'),
                       help='the train step\'s (default: the config\'s)')
+  parser.add_argument('--default_malloc', action='store_true',
+                      help="time f2s without host_memory.keep_freed_memory "
+                      "(the torch rows run both ways)")
   parser.add_argument('--single', default=None, help=argparse.SUPPRESS)
   args = parser.parse_args()
   if args.single:
-    if args.single == 'torch':
-      row = bench_torch(args.preset, args.batch_size, args.warmup, args.steps)
+    if not args.default_malloc:
+      from f2s import host_memory
+      host_memory.keep_freed_memory()
+    if args.single in ('torch', 'torch_compile'):
+      row = bench_torch(args.preset, args.batch_size, args.warmup, args.steps,
+                        compile=args.single == 'torch_compile')
     elif args.loop:
       row = bench_loop(args.single, args.preset, args.batch_size, args.warmup,
                        args.steps, args.compute_dtype)
@@ -484,15 +537,19 @@ def main() -> None:
                  f'{MODELS + OTHER_MODELS}')
   if args.loop and args.torch:
     parser.error('--torch times the bare step only: drop --loop')
-  rows = [_in_subprocess(args, name) for name in names]
+  rows = [_in_subprocess(args, name, not args.default_malloc) for name in names]
   if args.torch:
-    rows.append(_in_subprocess(args, 'torch'))
+    rows += [_in_subprocess(args, which, kept) for kept in (False, True)
+             for which in ('torch', 'torch_compile')]
   print(_loop_table(rows) if args.loop else _table(rows))
+  if args.torch:
+    print(_torch_ratios(rows))
   out = args.out or os.path.join(
       ROOT, 'runs', 'benchmark_loop.json' if args.loop else 'benchmark.json')
   os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
   with open(out, 'w') as f:
-    json.dump({'machine': platform.platform(), 'cpu_count': os.cpu_count(),
+    json.dump({'machine': platform.platform(), 'cpu': cpu_name(),
+               'cpu_count': os.cpu_count(),
                'warmup': args.warmup, 'steps': args.steps, 'loop': args.loop,
                'results': rows}, f, indent=2)
   print(f'wrote {out}')

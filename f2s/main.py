@@ -16,6 +16,8 @@ import sys
 from absl import app, flags, logging
 from ml_collections import config_flags
 
+from f2s import host_memory
+
 _CONFIG = config_flags.DEFINE_config_file(
     'config', None, 'Experiment config file, e.g. configs/casq.py:synthetic.',
     lock_config=True)
@@ -86,6 +88,8 @@ def main(argv: list[str]) -> None:
   if not flags.FLAGS['verbosity'].present:  # keep Orbax's INFO lines quiet
     logging.set_verbosity(logging.WARNING)
   config = _CONFIG.value
+  # Before XLA's threads allocate: no page faults on every step's buffers.
+  host_memory.keep_freed_memory()
   try:
     maybe_initialize_distributed()
     from f2s.training import loop

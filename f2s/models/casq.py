@@ -56,8 +56,7 @@ class CASQ(nn.Module):
                        f'as many stages as features {tuple(self.features)}.')
     conv = resolve_conv_impl(self.conv_impl)
     h, skips = ConvEncoder(self.features, self.block, self.num_groups, conv,
-                           name='encoder')(photo)
-    skips = skips if self.skip_connections else ()
+                           self.skip_connections, name='encoder')(photo)
     for i in range(self.bottleneck_blocks):
       h = make_block(self.block, self.features[-1], self.num_groups, f'enc_mid{i}',
                      conv=conv)(h)

@@ -11,6 +11,8 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from f2s.resample import max_pool2
+
 Padding = tuple[tuple[int, int], tuple[int, int]]
 _PAD1: Padding = ((1, 1), (1, 1))
 
@@ -134,7 +136,7 @@ def upsample_conv3x3(x: jax.Array, kernel: jax.Array) -> jax.Array:
   output pixel parity, kernels folded from `kernel`), then an interleave:
   16/36 of the multiply-adds, on a quarter of the pixels. The backward pass
   is written out because XLA:CPU's own input gradient of a 2x2 conv is slow
-  (233 ms vs 118 ms for the equivalent 3x3 conv below, 101x101, 256 -> 32
+  (233 ms vs 118 ms for the equivalent 3x3 conv, 101x101, 256 -> 32
   channels, batch 16). Reverse-mode only.
   """
   return _interleave(conv(x, _parity_kernel(kernel), _PAD1))
@@ -146,14 +148,17 @@ def _upsample_conv3x3_fwd(x, kernel):
 
 def _upsample_conv3x3_bwd(residuals, d):
   x, kernel = residuals
+  b, h, w, _ = x.shape
   k2, fold_vjp = jax.vjp(_parity_kernel, kernel)
   dy = _deinterleave(d)
-  # dx[i] = sum_t dy[i + t] k2[1 - t]^T: a 3x3 conv (last tap zero) of dy
-  # padded by one row and column at the end.
-  k3 = jnp.pad(k2[::-1, ::-1].transpose(0, 1, 3, 2), ((0, 1), (0, 1), (0, 0), (0, 0)))
-  dx = conv(dy, k3, ((0, 1), (0, 1)))
+  # dx[i, j] = sum_{t, u} dy[i + t, j + u] k2[1 - t, 1 - u]^T: one matmul to
+  # the four taps' terms, then the sum of their shifted windows. XLA:CPU's
+  # 2x2 or zero-padded 3x3 conv of dy is slower (dec2 of casq/paper, batch
+  # 16: 165 vs 210 ms for the whole gradient).
+  z = jnp.einsum('bhwf,tucf->bhwtuc', dy, k2[::-1, ::-1])
+  dx = sum(z[:, t:t + h, u:u + w, t, u] for t in range(2) for u in range(2))
   dk2 = jnp.einsum('bnk,bnd->bkd', _patches(x, 2, 2, _PAD1),
-                   dy.reshape(x.shape[0], -1, dy.shape[-1])).sum(0)
+                   dy.reshape(b, -1, dy.shape[-1])).sum(0)
   (dkernel,) = fold_vjp(dk2.reshape(k2.shape))
   return dx, dkernel
 
@@ -163,15 +168,17 @@ upsample_conv3x3.defvjp(_upsample_conv3x3_fwd, _upsample_conv3x3_bwd)
 
 class FastConv3x3(nn.Module):
   """`layers.Conv3x3` computed by `conv3x3` (faster weight gradient on
-  XLA:CPU) or, with `upsample`, `upsample_conv3x3` (at the input resolution).
+  XLA:CPU) or, with `upsample`, `upsample_conv3x3` (at the input resolution);
+  with `pool`, max-pooled before the bias as there.
   """
   features: int
   upsample: bool = False
+  pool: bool = False
 
   @nn.compact
   def __call__(self, x: jax.Array) -> jax.Array:
     kernel = self.param('kernel', nn.initializers.lecun_normal(),
                         (3, 3, x.shape[-1], self.features))
     bias = self.param('bias', nn.initializers.zeros, (self.features,))
-    conv = upsample_conv3x3 if self.upsample else conv3x3
-    return conv(x, kernel) + bias
+    y = (upsample_conv3x3 if self.upsample else conv3x3)(x, kernel)
+    return (max_pool2(y) if self.pool else y) + bias

@@ -46,7 +46,7 @@ class ConvDAE(nn.Module):
     check_io(photo, self.out_shape, len(self.features), 'ConvDAE')
     conv = resolve_conv_impl(self.conv_impl)
     h, _ = ConvEncoder(self.features, self.block, self.num_groups, conv,
-                       name='encoder')(photo)
+                       skips=False, name='encoder')(photo)
     h = nn.Conv(self.latent_channels, (1, 1), name='bottleneck')(h)
     logits = ConvDecoder(tuple(self.features[::-1]), self.out_shape[-1], self.block,
                          self.num_groups, conv, name='decoder')(h)

@@ -71,7 +71,7 @@ class ConvVAE(nn.Module):
     check_io(photo, self.out_shape, len(self.features), 'ConvVAE')
     conv = resolve_conv_impl(self.conv_impl)
     h, _ = ConvEncoder(self.features, self.block, self.num_groups, conv,
-                       name='encoder')(photo)
+                       skips=False, name='encoder')(photo)
     stats = nn.Conv(2 * self.latent_channels, (1, 1), name='posterior')(h)
     mean, logvar = jnp.split(stats, 2, axis=-1)
     z = reparameterize(mean, logvar, self.make_rng(SAMPLE_RNG) if train else None)

@@ -1,15 +1,16 @@
-"""Layers: pooling and upsampling; an upsampling block is the block of the
-upsampled input, with either conv implementation."""
+"""Layers: an upsampling block is the block of the upsampled input, a pooling
+block the pooled block, an encoder without skips the encoder with them, with
+either conv implementation."""
 
-import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
 from f2s.models.cpu_conv import FastConv3x3
-from f2s.models.layers import (Conv3x3, make_block, max_pool2, resolve_conv_impl,
-                               upsample2)
+from f2s.models.layers import (Conv3x3, ConvBlock, ConvEncoder, make_block,
+                               resolve_conv_impl)
+from f2s.resample import max_pool2, upsample2
 
 
 @pytest.mark.parametrize('block,num_groups,features', [
@@ -37,9 +38,38 @@ def test_auto_conv_impl_is_cpu_fast_only_on_cpu():
   assert resolve_conv_impl('auto') is expected
 
 
-def test_pool_and_upsample():
-  x = jax.random.normal(jax.random.key(0), (2, 6, 4, 3))
-  np.testing.assert_array_equal(max_pool2(x), nn.max_pool(x, (2, 2), (2, 2)))
-  np.testing.assert_array_equal(upsample2(x), jnp.repeat(jnp.repeat(x, 2, 1), 2, 2))
-  with pytest.raises(ValueError, match='even'):
-    max_pool2(jnp.zeros((1, 5, 4, 1)))
+@pytest.mark.parametrize('num_groups', [0, 2])
+@pytest.mark.parametrize('conv', [Conv3x3, FastConv3x3])
+def test_pooling_block_is_pooled_block(num_groups, conv):
+  """ConvBlock(pool=True) == max_pool2(ConvBlock()), output and gradients;
+  without a norm it pools before the bias and ReLU (exactly equal outputs)."""
+  x = jax.random.normal(jax.random.key(8), (2, 6, 4, 3))
+  ours = ConvBlock(4, num_groups, conv=conv, pool=True)
+  ref = ConvBlock(4, num_groups, conv=conv)
+  params = ours.init(jax.random.key(9), x)
+  jax.tree.map(np.testing.assert_array_equal, params, ref.init(jax.random.key(9), x))
+  params = jax.tree.map(lambda p: p + 0.1, params)
+  np.testing.assert_array_equal(ours.apply(params, x), max_pool2(ref.apply(params, x)))
+
+  def loss(module, params, x):
+    out = module.apply(params, x)
+    return jnp.sum(jnp.sin(3 * (out if module.pool else max_pool2(out))))
+
+  ours_grads = jax.grad(lambda p, x: loss(ours, p, x), argnums=(0, 1))(params, x)
+  ref_grads = jax.grad(lambda p, x: loss(ref, p, x), argnums=(0, 1))(params, x)
+  jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6),
+               ours_grads, ref_grads)
+
+
+@pytest.mark.parametrize('block,num_groups', [('plain', 0), ('plain', 2),
+                                              ('residual', 2)])
+def test_encoder_without_skips_is_encoder_with_them(block, num_groups):
+  x = jax.random.normal(jax.random.key(10), (2, 8, 8, 3))
+  ours = ConvEncoder((4, 4), block, num_groups, skips=False)
+  ref = ConvEncoder((4, 4), block, num_groups)
+  params = ours.init(jax.random.key(11), x)
+  jax.tree.map(np.testing.assert_array_equal, params, ref.init(jax.random.key(11), x))
+  code, skips = ours.apply(params, x)
+  ref_code, ref_skips = ref.apply(params, x)
+  np.testing.assert_allclose(code, ref_code, rtol=1e-6, atol=1e-6)
+  assert skips == [] and [s.shape for s in ref_skips] == [(2, 8, 8, 4), (2, 4, 4, 4)]
