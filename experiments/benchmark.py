@@ -51,7 +51,7 @@ import time
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 MODELS = ('dae', 'vae', 'casq')
 # Config files that --models also takes (not timed by default).
-OTHER_MODELS = ('casq_gan',)
+OTHER_MODELS = ('casq_gan', 'casq_drawn')
 BARE_STEPS = 10  # timed bare steps in --loop mode
 FEED_BATCH, FEED_STEPS = 64, 10
 

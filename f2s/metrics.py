@@ -45,16 +45,29 @@ def _gaussian_taps(size: int, sigma: float) -> np.ndarray:
   return w / w.sum()
 
 
-def _valid_filter(x: jax.Array, taps: np.ndarray) -> jax.Array:
-  """Separable VALID filtering of (..., H, W, C) with a symmetric 1-D kernel.
-
-  Shifted slices instead of a convolution op: exact, any dtype, and cheap for
-  11 taps.
-  """
+def _band(n: int, taps, pad: int = 0) -> np.ndarray:
+  """The (n + 2 pad - k + 1, n) matrix of correlating a length-n axis,
+  zero-padded by `pad` at both ends, with the k `taps`."""
   k = len(taps)
+  band = np.zeros((n + 2 * pad - k + 1, n + 2 * pad))
+  for i in range(band.shape[0]):
+    band[i, i:i + k] = taps
+  return band[:, pad:n + pad]
+
+
+def _valid_filter(x: jax.Array, taps: np.ndarray) -> jax.Array:
+  """Separable VALID filtering of (..., H, W, C) with a 1-D kernel.
+
+  Two matmuls with banded matrices: the same sums as shifted slices, but on
+  XLA:CPU SSIM's value and gradient take 12 ms instead of 204 (8 images of
+  256x208; the slices' gradient is a chain of pads and adds).
+  """
   h, w = x.shape[-3], x.shape[-2]
-  rows = sum(float(t) * x[..., i:h - k + 1 + i, :, :] for i, t in enumerate(taps))
-  return sum(float(t) * rows[..., :, i:w - k + 1 + i, :] for i, t in enumerate(taps))
+  rows = jnp.asarray(_band(h, taps), x.dtype)
+  cols = jnp.asarray(_band(w, taps), x.dtype)
+  # Full-precision products also on accelerators that default to TF32/bf16.
+  return jnp.einsum('ph,...hwc,qw->...pqc', rows, x, cols,
+                    precision=jax.lax.Precision.HIGHEST)
 
 
 def ssim(a: jax.Array, b: jax.Array, *, data_range: float,
@@ -220,18 +233,21 @@ def _phase_congruency(lum: jax.Array, filters: np.ndarray,
 
 
 def _scharr_magnitude(lum: jax.Array) -> jax.Array:
-  """Gradient magnitude of (..., H, W): piq's Scharr kernels / 16, zero pad."""
+  """Gradient magnitude of (..., H, W): piq's Scharr kernels / 16, zero pad.
+
+  Each kernel is separable, smoothing (3, 10, 3) / 16 along one axis and the
+  difference (-1, 0, 1) along the other: banded matmuls, as in SSIM.
+  """
   h, w = lum.shape[-2], lum.shape[-1]
-  pad = [(0, 0)] * (lum.ndim - 2) + [(1, 1), (1, 1)]
-  p = jnp.pad(lum, pad)
+  smooth, diff = np.array([3, 10, 3]) / 16, np.array([-1, 0, 1])
 
-  def at(di, dj):
-    return p[..., 1 + di:1 + di + h, 1 + dj:1 + dj + w]
+  def filtered(taps_h, taps_w):
+    rows = jnp.asarray(_band(h, taps_h, 1), lum.dtype)
+    cols = jnp.asarray(_band(w, taps_w, 1), lum.dtype)
+    return jnp.einsum('ph,...hw,qw->...pq', rows, lum, cols,
+                      precision=jax.lax.Precision.HIGHEST)
 
-  g_w = (3 * (at(-1, 1) - at(-1, -1)) + 10 * (at(0, 1) - at(0, -1))
-         + 3 * (at(1, 1) - at(1, -1))) / 16
-  g_h = (3 * (at(1, -1) - at(-1, -1)) + 10 * (at(1, 0) - at(-1, 0))
-         + 3 * (at(1, 1) - at(-1, 1))) / 16
+  g_w, g_h = filtered(smooth, diff), filtered(diff, smooth)
   return _sqrt(g_w * g_w + g_h * g_h)
 
 
