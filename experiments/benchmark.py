@@ -2,7 +2,7 @@
 and of the whole training loop.
 
   python experiments/benchmark.py                       # dae, vae, casq
-  python experiments/benchmark.py --models=casq --steps=20 --torch
+  python experiments/benchmark.py --models=casq,casq_drawn --batch_size=8 --torch
   python experiments/benchmark.py --loop --models=casq --steps=200
 
 For each model (configs/<model>.py with the chosen preset, default
@@ -12,10 +12,12 @@ analysis of the compiled step), and peak memory (the device's
 peak_bytes_in_use where JAX reports it, else the process's max RSS; each model
 runs in its own subprocess so the figures do not mix). Batches are random
 arrays of the protocol's shape: this measures the steps, not the input
-pipeline. `--torch` adds the CASQ paper network's train step in PyTorch,
-eager and under torch.compile, on the same machine (torch is imported only in
-that mode; it is no dependency of f2s), and prints f2s's speed as a ratio to
-each, with the CPU's name. Prints a table and writes JSON to --out.
+pipeline. `--torch` adds, for casq and casq_drawn (the shipped recipe), the
+network's train step in PyTorch, eager and under torch.compile, on the same
+machine (torch is imported only in that mode; it is no dependency of f2s),
+and prints f2s's speed as a ratio to each, with the CPU's name. The PyTorch
+peer trains with BCE alone, so casq_drawn gets a BCE-only f2s row beside its
+recipe's. Prints a table and writes JSON to --out.
 
 Every process runs f2s as `f2s.main` does, with
 `host_memory.keep_freed_memory()` ('+kept' in the framework column;
@@ -52,6 +54,8 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 MODELS = ('dae', 'vae', 'casq')
 # Config files that --models also takes (not timed by default).
 OTHER_MODELS = ('casq_gan', 'casq_drawn')
+# The configs whose network --torch also times in PyTorch (plain-block CASQ).
+TORCH_PEERS = ('casq', 'casq_drawn')
 BARE_STEPS = 10  # timed bare steps in --loop mode
 FEED_BATCH, FEED_STEPS = 64, 10
 
@@ -97,8 +101,13 @@ def _peak_memory() -> dict:
 
 
 def bench_jax(name: str, preset: str, batch_size: int | None, warmup: int,
-              steps: int, compute_dtype: str | None = None) -> dict:
-  """One model's figures (run in a fresh process for a clean peak memory)."""
+              steps: int, compute_dtype: str | None = None,
+              bce_only: bool = False) -> dict:
+  """One model's figures (run in a fresh process for a clean peak memory).
+
+  `bce_only`: the network's step with BCE alone (every other loss term and
+  the adversary switched off), as its PyTorch peer trains it.
+  """
   import jax
   import numpy as np
   from f2s import models
@@ -112,6 +121,11 @@ def bench_jax(name: str, preset: str, batch_size: int | None, warmup: int,
     config.train.compute_dtype = compute_dtype
   if batch_size:
     config.train.global_batch_size = config.eval.batch_size = batch_size
+  if bce_only:
+    for term in config.loss.terms:
+      config.loss.terms[term] = float(term == 'bce')
+    if 'gan' in config:
+      config.gan.weight = 0.0
   validate_config(config, jax.device_count(), jax.process_count())
   batch_size = config.train.global_batch_size
   spec = preprocess.spec_from_config(config.data)
@@ -147,8 +161,9 @@ def bench_jax(name: str, preset: str, batch_size: int | None, warmup: int,
   eval_s, _ = _time_steps(eval_compiled, state, eval_batch, warmup, steps,
                           carry_state=False)
   return {
-      'framework': f'jax {config.train.compute_dtype}',
-      'model': f'{name}/{config.model.variant}',
+      'framework': f'jax {config.train.compute_dtype}'
+                   + (' BCE only' if bce_only else ''),
+      'model': f'{name}/{config.model.variant}', 'config': name,
       'preset': preset, 'protocol': config.data.protocol,
       'image_shape': list(out_shape), 'batch_size': batch_size,
       'params': n_params, 'devices': jax.device_count(),
@@ -283,28 +298,34 @@ def bench_loop(name: str, preset: str, batch_size: int | None, warmup: int,
   return row
 
 
-def bench_torch(preset: str, batch_size: int | None, warmup: int,
+def bench_torch(name: str, preset: str, batch_size: int | None, warmup: int,
                 steps: int, compile: bool = False) -> dict:
-  """The CASQ paper network's train step in PyTorch (CPU), eager or with the
-  network under `torch.compile` (Inductor; the loss and Adam stay eager).
+  """A CASQ network's train step in PyTorch (CPU), eager or with the network
+  under `torch.compile` (Inductor; the loss and Adam stay eager).
 
-  Same layers and sizes as f2s.models' casq/paper: three conv3x3+ReLU+pool
-  stages (64, 32, 16), SAGAN attention, 1x1 conv to the 32-d codes, an EMA
-  vector quantizer of 128 codes (dead-code resets left out), three
-  upsample+conv3x3+ReLU stages (16, 32, 64), a 3x3 head; BCE + commitment
-  loss, Adam.
+  The same layers and sizes as f2s.models' CASQ with plain blocks
+  (configs/<name>.py at `preset`: casq/paper, or the shipped recipe's
+  casq_drawn): conv3x3 (+ GroupNorm) + ReLU + 2x2 max pool stages, the
+  bottleneck blocks, SAGAN attention, a 1x1 conv to the codes, an EMA vector
+  quantizer (dead-code resets left out), nearest upsample + conv3x3 blocks
+  with the encoder's skips concatenated where the config has them, a 3x3
+  head; BCE + commitment loss, Adam. The f2s row to compare with is the
+  same network's BCE-only step (`bench_jax(..., bce_only=True)`).
   """
   import torch
   from torch import nn
   import torch.nn.functional as F
+  from f2s.data import preprocess
 
-  config = load_config('casq', preset)
+  config = load_config(name, preset)
   if batch_size:
     config.train.global_batch_size = batch_size
   batch_size = config.train.global_batch_size
   m = config.model
-  if m.variant != 'paper' or m.block != 'plain' or m.num_groups:
-    raise ValueError('--torch mirrors casq/paper (plain blocks, no norm) only')
+  if m.name != 'casq' or m.block != 'plain' or m.quantizer != 'ema':
+    raise ValueError('--torch mirrors CASQ with plain blocks and the EMA '
+                     f'quantizer only, not {name}:{preset}')
+  h, w, out_channels = preprocess.spec_from_config(config.data).sketch_shape
   torch.manual_seed(0)
 
   class Attention(nn.Module):
@@ -324,18 +345,30 @@ def bench_torch(preset: str, batch_size: int | None, warmup: int,
       o = (attn @ v).transpose(1, 2).reshape(b, -1, h, w)
       return x + self.gamma * self.o(o)
 
+  def block(cin, cout):  # layers.ConvBlock
+    layers = [nn.Conv2d(cin, cout, 3, padding=1)]
+    if m.num_groups:
+      layers.append(nn.GroupNorm(m.num_groups, cout))
+    return nn.Sequential(*layers, nn.ReLU())
+
   class Casq(nn.Module):
     def __init__(self):
       super().__init__()
       chans = [3, *m.features]
-      self.enc = nn.ModuleList(nn.Conv2d(a, b, 3, padding=1)
-                               for a, b in zip(chans[:-1], chans[1:]))
+      self.enc = nn.ModuleList(block(a, b) for a, b in zip(chans[:-1], chans[1:]))
+      self.enc_mid = nn.Sequential(*(block(m.features[-1], m.features[-1])
+                                     for _ in range(m.bottleneck_blocks)))
       self.attn = Attention(m.features[-1]) if m.attention else nn.Identity()
       self.pre_vq = nn.Conv2d(m.features[-1], m.embedding_dim, 1)
-      dchans = [m.embedding_dim, *m.decoder_features]
-      self.dec = nn.ModuleList(nn.Conv2d(a, b, 3, padding=1)
-                               for a, b in zip(dchans[:-1], dchans[1:]))
-      self.head = nn.Conv2d(m.decoder_features[-1], 3, 3, padding=1)
+      self.dec_mid = nn.Sequential(*(
+          block(m.embedding_dim if i == 0 else m.decoder_features[0],
+                m.decoder_features[0]) for i in range(m.bottleneck_blocks)))
+      cin = m.decoder_features[0] if m.bottleneck_blocks else m.embedding_dim
+      self.dec = nn.ModuleList()
+      for i, f in enumerate(m.decoder_features):
+        self.dec.append(block(cin, f))
+        cin = f + (m.features[-1 - i] if m.get('skip_connections', False) else 0)
+      self.head = nn.Conv2d(cin, out_channels, 3, padding=1)
       self.register_buffer('codebook',
                            torch.randn(m.num_embeddings, m.embedding_dim))
       self.register_buffer('cluster', torch.zeros(m.num_embeddings))
@@ -343,9 +376,12 @@ def bench_torch(preset: str, batch_size: int | None, warmup: int,
                                              m.embedding_dim))
 
     def forward(self, x):
+      skips = []
       for conv in self.enc:
-        x = F.max_pool2d(F.relu(conv(x)), 2)
-      z = self.pre_vq(self.attn(x))
+        x = conv(x)
+        skips.append(x)
+        x = F.max_pool2d(x, 2)
+      z = self.pre_vq(self.attn(self.enc_mid(x)))
       flat = z.permute(0, 2, 3, 1).reshape(-1, m.embedding_dim)
       idx = torch.cdist(flat, self.codebook).argmin(1)
       q = self.codebook[idx]
@@ -359,15 +395,18 @@ def bench_torch(preset: str, batch_size: int | None, warmup: int,
       vq_loss = m.commitment_cost * F.mse_loss(flat, q.detach())
       q = flat + (q - flat).detach()
       h = q.reshape(z.shape[0], z.shape[2], z.shape[3], -1).permute(0, 3, 1, 2)
-      for conv in self.dec:
-        h = F.relu(conv(F.interpolate(h, scale_factor=2, mode='nearest')))
+      h = self.dec_mid(h)
+      for i, conv in enumerate(self.dec):
+        h = conv(F.interpolate(h, scale_factor=2, mode='nearest'))
+        if m.get('skip_connections', False):
+          h = torch.cat([h, skips[-1 - i]], dim=1)
       return self.head(h), vq_loss
 
   net = Casq()
   opt = torch.optim.Adam(net.parameters(), lr=config.train.learning_rate)
   model = torch.compile(net) if compile else net
-  photo = torch.rand(batch_size, 3, 200, 200)
-  sketch = torch.rand(batch_size, 3, 200, 200)
+  photo = torch.rand(batch_size, 3, h, w)
+  sketch = torch.rand(batch_size, out_channels, h, w)
 
   def step():
     opt.zero_grad(set_to_none=True)
@@ -388,9 +427,10 @@ def bench_torch(preset: str, batch_size: int | None, warmup: int,
   train_s = statistics.median(times)
   mode = 'compile' if compile else 'eager'
   return {
-      'framework': f'torch {torch.__version__} {mode}', 'model': 'casq/paper',
-      'preset': preset, 'protocol': 'casq', 'image_shape': [200, 200, 3],
-      'batch_size': batch_size,
+      'framework': f'torch {torch.__version__} {mode}',
+      'model': f'{name}/{m.variant}', 'config': name,
+      'preset': preset, 'protocol': config.data.protocol,
+      'image_shape': [h, w, out_channels], 'batch_size': batch_size,
       'params': sum(p.numel() for p in net.parameters()),
       'train_compile_s': compile_s if compile else None,
       'devices': 1, 'device_kind': 'cpu', 'threads': torch.get_num_threads(),
@@ -475,16 +515,19 @@ def cpu_name() -> str:
 
 
 def _torch_ratios(rows: list[dict]) -> str:
-  """f2s's casq/paper train step against each PyTorch row, as speed ratios."""
-  jax_rows = [r for r in rows if r['model'] == 'casq/paper'
-              and r['framework'].startswith('jax')]
+  """Each network's f2s train step against its PyTorch rows, as speed ratios
+  (against the f2s row with the peer's loss: BCE only where there is one)."""
   lines = [f'CPU: {cpu_name()}, {os.cpu_count()} logical cores']
-  for j in jax_rows:
-    for t in rows:
-      if t['framework'].startswith('torch'):
-        lines.append(f'casq/paper train step: {j["framework"]} is '
-                     f'{j["train_images_per_s"] / t["train_images_per_s"]:.2f}x '
-                     f'{t["framework"]}')
+  for t in rows:
+    if not t['framework'].startswith('torch'):
+      continue
+    peers = [r for r in rows if r.get('config') == t['config']
+             and r['framework'].startswith('jax')]
+    peers = [r for r in peers if 'BCE only' in r['framework']] or peers
+    for j in peers:
+      lines.append(f'{t["model"]} train step: {j["framework"]} is '
+                   f'{j["train_images_per_s"] / t["train_images_per_s"]:.2f}x '
+                   f'{t["framework"]}')
   return '\n'.join(lines)
 
 
@@ -500,8 +543,8 @@ def main() -> None:
   parser.add_argument('--warmup', type=int, default=3)
   parser.add_argument('--steps', type=int, default=10)
   parser.add_argument('--torch', action='store_true',
-                      help='also time the CASQ paper network in PyTorch, '
-                      'eager and under torch.compile')
+                      help='also time the CASQ networks in PyTorch, eager '
+                      'and under torch.compile')
   parser.add_argument('--loop', action='store_true',
                       help='run the whole training loop for --steps steps')
   parser.add_argument('--out', default=None,
@@ -519,15 +562,16 @@ def main() -> None:
     if not args.default_malloc:
       from f2s import host_memory
       host_memory.keep_freed_memory()
-    if args.single in ('torch', 'torch_compile'):
-      row = bench_torch(args.preset, args.batch_size, args.warmup, args.steps,
-                        compile=args.single == 'torch_compile')
+    which, _, mode = args.single.partition(':')
+    if which in ('torch', 'torch_compile'):
+      row = bench_torch(mode, args.preset, args.batch_size, args.warmup,
+                        args.steps, compile=which == 'torch_compile')
     elif args.loop:
-      row = bench_loop(args.single, args.preset, args.batch_size, args.warmup,
+      row = bench_loop(which, args.preset, args.batch_size, args.warmup,
                        args.steps, args.compute_dtype)
     else:
-      row = bench_jax(args.single, args.preset, args.batch_size, args.warmup,
-                      args.steps, args.compute_dtype)
+      row = bench_jax(which, args.preset, args.batch_size, args.warmup,
+                      args.steps, args.compute_dtype, bce_only=mode == 'bce')
     print(json.dumps(row))
     return
   names = [n for n in args.models.split(',') if n]
@@ -539,8 +583,11 @@ def main() -> None:
     parser.error('--torch times the bare step only: drop --loop')
   rows = [_in_subprocess(args, name, not args.default_malloc) for name in names]
   if args.torch:
-    rows += [_in_subprocess(args, which, kept) for kept in (False, True)
-             for which in ('torch', 'torch_compile')]
+    for name in (n for n in names if n in TORCH_PEERS):
+      if name == 'casq_drawn':  # its step has more terms than the peer's
+        rows.append(_in_subprocess(args, f'{name}:bce', not args.default_malloc))
+      rows += [_in_subprocess(args, f'{which}:{name}', kept)
+               for kept in (False, True) for which in ('torch', 'torch_compile')]
   print(_loop_table(rows) if args.loop else _table(rows))
   if args.torch:
     print(_torch_ratios(rows))
