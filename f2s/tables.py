@@ -203,7 +203,11 @@ TABLES: Mapping[str, tuple[Row, ...]] = {
         _casq_gan_drawn('cuhk_standard', 'casq_gan_drawn_dlr',
                         {'gan.learning_rate': 1e-3}),
         _casq_gan_drawn('cuhk_standard', 'casq_gan_drawn_adv03',
-                        {'gan.weight': 0.3}),),
+                        {'gan.weight': 0.3}),
+        # FERET photos' cast shadows, drawn as dark bands: a cast-shadow
+        # augmentation (f2s.data.photometric).
+        _casq_gan_drawn('cuhk_standard', 'casq_gan_drawn_cast',
+                        {'data.photometric.cast_shadow': 0.6}),),
     'ablation': (
         Row('casq_paper', 'casq', 'paper', 'cuhk_casq', 'f2s'),
         Row('casq_paper_no_attention', 'casq', 'paper', 'cuhk_casq', 'f2s',
@@ -242,7 +246,9 @@ TABLE_DESCRIPTIONS = {
                  'without spectral norm; _vgg5: all five VGG16 taps in the '
                  'feature terms; _600: 600 steps instead of 300; _dlr: the '
                  'discriminator\'s learning rate 1e-3 instead of 2e-4; _adv03: '
-                 'the adversarial term\'s weight 0.3 instead of 0.1.'),
+                 'the adversarial term\'s weight 0.3 instead of 0.1; _cast: '
+                 'a cast shadow (a soft blob darkening the photo by up to '
+                 '0.6) added to the photometric augmentation.'),
     'ablation': ('CASQ\'s parts on the study protocol at one recipe: '
                  'attention, the quantizer (none = a plain 1x1 bottleneck), '
                  'EMA vs plain VQ, and the conv DAE.'),

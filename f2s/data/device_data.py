@@ -161,7 +161,7 @@ def preprocess_pixels(pixels: jax.Array, spec: DataSpec,
   """`preprocess.preprocess_pixels` in JAX: uint8 (B, 250, 200, 4) -> batch.
 
   `params` (B, 4) as drawn by `augment.sample_params`; None: no augmentation.
-  `photometric_params` (B, photometric.NUM_PARAMS), with `params`: the
+  `photometric_params` (B, spec.photometric.num_params), with `params`: the
   photo's `f2s.data.photometric` changes after the warp.
   """
   top, left, h, w = window = preprocess.output_window(spec)
@@ -222,7 +222,7 @@ def make_device_batch(spec: DataSpec, mesh: Mesh, global_batch_size: int
       if spec.photometric.enabled:  # own keys: the warp's draws unchanged
         photo_params = jax.vmap(lambda j: photometric.params(
             jax.random.uniform(jax.random.fold_in(jax.random.fold_in(
-                step_key, j), _PHOTOMETRIC), (photometric.NUM_PARAMS,)),
+                step_key, j), _PHOTOMETRIC), (spec.photometric.num_params,)),
             spec.photometric, jnp))(positions)
     return preprocess_pixels(pixels[index], spec, params, photo_params)
 

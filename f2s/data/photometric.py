@@ -6,8 +6,10 @@ to copy their tones (a face lit from one side drawn half dark). Each training
 photo here gets, per example: a greyscale conversion (with probability
 `grey`), a Gaussian blur (sigma up to `blur` pixels), a gamma, a contrast
 factor and a brightness shift, and a one-sided shadow (a linear ramp, in a
-random direction, darkening the far side by up to `shadow`). The target
-sketch is left as it is. JPEG artefacts are not simulated: a DCT codec
+random direction, darkening the far side by up to `shadow`), and a cast
+shadow (a soft Gaussian blob of random place and size, darkening by up to
+`cast_shadow`: FERET photos show the head's shadow on the background, which
+the artist leaves white). The target sketch is left as it is. JPEG artefacts are not simulated: a DCT codec
 inside the jitted step is beyond this module.
 
 Written once for numpy (the grain pipeline) and JAX (device-resident data,
@@ -21,8 +23,13 @@ from typing import Any
 
 import numpy as np
 
-# [brightness, contrast, gamma, shadow strength, shadow angle, grey, blur].
+# [brightness, contrast, gamma, shadow strength, shadow angle, grey, blur],
+# then, with cast_shadow only (so that the other specs' draws are unchanged),
+# [cast shadow centre x, centre y, radius, strength].
 NUM_PARAMS = 7
+NUM_CAST_SHADOW_PARAMS = 4
+# The cast shadow's Gaussian radius, in image half-widths.
+_CAST_RADIUS = (0.2, 0.6)
 # ITU-R 601 luma, as PIL's convert('L').
 _LUMA = np.array([0.299, 0.587, 0.114], np.float32)
 
@@ -37,6 +44,9 @@ class PhotometricSpec:
     [1 / (1 + gamma), 1 + gamma]. shadow: the one-sided ramp darkens by a
     fraction uniform in [0, shadow]. grey: the probability of a greyscale
     photo. blur: the Gaussian sigma is uniform in [0, blur] pixels.
+    cast_shadow: the blob darkens its centre by a fraction uniform in
+    [0, cast_shadow]; its centre is uniform over the image, its radius
+    uniform in _CAST_RADIUS half-widths.
   """
   brightness: float = 0.0
   contrast: float = 0.0
@@ -44,10 +54,12 @@ class PhotometricSpec:
   shadow: float = 0.0
   grey: float = 0.0
   blur: float = 0.0
+  cast_shadow: float = 0.0
 
   def __post_init__(self):
     bounds = {'brightness': (0, 1), 'contrast': (0, 1), 'gamma': (0, 4),
-              'shadow': (0, 1), 'grey': (0, 1), 'blur': (0, 4)}
+              'shadow': (0, 1), 'grey': (0, 1), 'blur': (0, 4),
+              'cast_shadow': (0, 1)}
     for name, (low, high) in bounds.items():
       value = getattr(self, name)
       if (not isinstance(value, (int, float)) or isinstance(value, bool)
@@ -58,6 +70,11 @@ class PhotometricSpec:
   @property
   def enabled(self) -> bool:
     return any(dataclasses.astuple(self))
+
+  @property
+  def num_params(self) -> int:
+    """Uniforms per example: NUM_PARAMS, and the cast shadow's if on."""
+    return NUM_PARAMS + (NUM_CAST_SHADOW_PARAMS if self.cast_shadow else 0)
 
   @property
   def blur_radius(self) -> int:
@@ -73,10 +90,15 @@ def spec_from_config(photometric_config: Any) -> PhotometricSpec:
 
 
 def params(u: Any, spec: PhotometricSpec, xp: Any) -> Any:
-  """float32 (..., NUM_PARAMS) uniforms in [0, 1) -> one example's params
-  per row, in NUM_PARAMS' order (xp: numpy or jax.numpy)."""
+  """float32 (..., spec.num_params) uniforms in [0, 1) -> one example's
+  params per row, in NUM_PARAMS' order (xp: numpy or jax.numpy)."""
   u = u.astype(np.float32)
   log_gamma = np.float32(math.log1p(spec.gamma))
+  low, high = _CAST_RADIUS
+  cast = [] if not spec.cast_shadow else [
+      2 * u[..., 7] - 1, 2 * u[..., 8] - 1,
+      np.float32(low) + u[..., 9] * np.float32(high - low),
+      u[..., 10] * np.float32(spec.cast_shadow)]
   return xp.stack([
       (2 * u[..., 0] - 1) * np.float32(spec.brightness),
       1 + (2 * u[..., 1] - 1) * np.float32(spec.contrast),
@@ -85,12 +107,13 @@ def params(u: Any, spec: PhotometricSpec, xp: Any) -> Any:
       u[..., 4] * np.float32(2 * math.pi),
       (u[..., 5] < spec.grey).astype(np.float32),
       u[..., 6] * np.float32(spec.blur),
+      *cast,
   ], axis=-1)
 
 
 def sample(rng: np.random.Generator, spec: PhotometricSpec) -> np.ndarray:
   """One example's float32 params drawn from a numpy generator."""
-  return params(rng.random(NUM_PARAMS, dtype=np.float32), spec, np)
+  return params(rng.random(spec.num_params, dtype=np.float32), spec, np)
 
 
 def _blur_axis(x: Any, sigma: Any, radius: int, axis: int, xp: Any) -> Any:
@@ -122,9 +145,20 @@ def _shadow_ramp(h: int, w: int, angle: Any, xp: Any) -> Any:
   return xp.clip((along + 1) / 2, 0, 1)[..., None]
 
 
+def _cast_shadow_blob(h: int, w: int, p: Any, xp: Any) -> Any:
+  """(B, H, W, 1) Gaussian blobs, 1 at the centres p[:, 7:9] (in [-1, 1]
+  image coordinates), radius p[:, 9] half-widths."""
+  ys = np.linspace(-1, 1, h, dtype=np.float32)[None, :, None]
+  xs = np.linspace(-1, 1, w, dtype=np.float32)[None, None, :]
+  dx = xs - p[:, 7, None, None]
+  dy = ys - p[:, 8, None, None]
+  r = p[:, 9, None, None]
+  return xp.exp(-(dx * dx + dy * dy) / (2 * r * r))[..., None]
+
+
 def apply(photo: Any, p: Any, spec: PhotometricSpec, xp: Any) -> Any:
   """float32 photos (B, H, W, 3) on the 0..255 scale with per-example params
-  p (B, NUM_PARAMS) -> the altered photos, float32 in [0, 255].
+  p (B, spec.num_params) -> the altered photos, float32 in [0, 255].
 
   Knobs at 0 are skipped (not computed), so each op is off exactly.
   """
@@ -149,4 +183,7 @@ def apply(photo: Any, p: Any, spec: PhotometricSpec, xp: Any) -> Any:
   if spec.shadow:
     ramp = _shadow_ramp(x.shape[1], x.shape[2], p[:, 4], xp)
     x = x * (1 - per_example(3) * ramp)
+  if spec.cast_shadow:
+    blob = _cast_shadow_blob(x.shape[1], x.shape[2], p, xp)
+    x = x * (1 - per_example(10) * blob)
   return (xp.clip(x, 0, 1) * np.float32(255)).astype(np.float32)

@@ -240,7 +240,7 @@ def preprocess_pixels(pixels: np.ndarray, spec: DataSpec,
   range, with (H, W, C) set by the protocol. `aug_params` (B, 4) from
   `sample_augmentation` warps photo and sketch identically (they are one
   array); None skips augmentation. `photometric_params` (B,
-  photometric.NUM_PARAMS) from `photometric.sample` then alter the warped
+  spec.photometric.num_params) from `photometric.sample` then alter the warped
   photo (spec.photometric's ops; only with `aug_params`).
   """
   top, left, h, w = window = output_window(spec)

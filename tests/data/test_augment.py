@@ -110,23 +110,27 @@ PHOTO_SPEC = preprocess.DataSpec('standard', 'symmetric', augment=True,
                                  photometric=PHOTO)
 
 
-def _photometric_params(n: int, seed: int = 0) -> np.ndarray:
+CAST = dataclasses.replace(PHOTO, cast_shadow=0.7)
+
+
+def _photometric_params(n: int, seed: int = 0, spec=PHOTO) -> np.ndarray:
   rng = np.random.default_rng(seed)
-  return np.stack([photometric.sample(rng, PHOTO) for _ in range(n)])
+  return np.stack([photometric.sample(rng, spec) for _ in range(n)])
 
 
-def test_photometric_numpy_and_jax_agree_and_leave_the_sketch():
+@pytest.mark.parametrize('photo_spec', [PHOTO, CAST])
+def test_photometric_numpy_and_jax_agree_and_leave_the_sketch(photo_spec):
+  spec = dataclasses.replace(PHOTO_SPEC, photometric=photo_spec)
   rng = np.random.default_rng(0)
   pixels = rng.integers(0, 256, (4, H, W, 4), dtype=np.uint8)
-  geometric = np.stack([preprocess.sample_augmentation(rng, PHOTO_SPEC)
+  geometric = np.stack([preprocess.sample_augmentation(rng, spec)
                         for _ in range(4)])
-  params = _photometric_params(4)
-  expected = preprocess.preprocess_pixels(pixels, PHOTO_SPEC, geometric,
-                                          params)
+  params = _photometric_params(4, spec=photo_spec)
+  expected = preprocess.preprocess_pixels(pixels, spec, geometric, params)
   got = jax.device_get(jax.jit(
-      lambda p, g, q: device_data.preprocess_pixels(p, PHOTO_SPEC, g, q))(
+      lambda p, g, q: device_data.preprocess_pixels(p, spec, g, q))(
           pixels, geometric, params))
-  plain = preprocess.preprocess_pixels(pixels, PHOTO_SPEC, geometric)
+  plain = preprocess.preprocess_pixels(pixels, spec, geometric)
   # 1e-4 of the 0..255 scale, as the warp: pow/exp may round apart by an ulp.
   np.testing.assert_allclose(got['photo'], expected['photo'], rtol=0,
                              atol=1e-4 * 2 / 255 * 255)
@@ -148,6 +152,23 @@ def test_photometric_params_are_jax_and_numpy_alike_and_in_range():
   assert angle.min() >= 0 and angle.max() <= 2 * np.pi
   assert set(grey) == {0.0, 1.0} and abs(grey.mean() - 0.5) < 0.05
   assert blur.min() >= 0 and blur.max() <= 1.5
+
+
+def test_cast_shadow_params_are_drawn_after_the_others_and_in_range():
+  # Without the knob the draws are the 7 of before, so other specs' streams
+  # are unchanged; with it, 4 more.
+  assert PHOTO.num_params == photometric.NUM_PARAMS == 7
+  assert CAST.num_params == 11
+  u = np.random.default_rng(0).random((2000, CAST.num_params),
+                                      dtype=np.float32)
+  p_np = photometric.params(u, CAST, np)
+  p_jax = np.asarray(jax.jit(lambda u: photometric.params(u, CAST, jnp))(u))
+  np.testing.assert_allclose(p_jax, p_np, rtol=1e-6)
+  np.testing.assert_array_equal(p_np[:, :7], photometric.params(u, PHOTO, np))
+  cx, cy, radius, depth = p_np[:, 7:].T
+  assert np.abs(cx).max() <= 1 and np.abs(cy).max() <= 1
+  assert radius.min() >= 0.2 and radius.max() <= 0.6
+  assert depth.min() >= 0 and depth.max() <= 0.7
 
 
 def test_each_photometric_op_does_what_it_says():
@@ -182,6 +203,14 @@ def test_each_photometric_op_does_what_it_says():
   np.testing.assert_allclose(blurred.mean(), photo.mean(), rtol=1e-2)
   assert blurred.std() < 0.7 * photo.std()
   np.testing.assert_allclose(one('blur', p6=0.0), photo, atol=1e-3)
+  # A cast shadow at the centre, radius 0.2 half-widths, depth 0.5: the
+  # middle pixels darkened by ~half, the corners untouched.
+  flat = np.full((1, 21, 31, 3), 100.0, np.float32)
+  p = np.array([[0, 1, 1, 0, 0, 0, 0, 0.0, 0.0, 0.2, 0.5]], np.float32)
+  cast = photometric.apply(flat, p, photometric.PhotometricSpec(cast_shadow=1.0), np)
+  np.testing.assert_allclose(cast[0, 10, 15], 50.0, rtol=1e-5)
+  np.testing.assert_allclose(cast[0, 0, 0], 100.0, rtol=1e-5)
+  assert (cast <= flat + 1e-4).all()
 
 
 def test_photometric_draws_leave_the_geometric_stream_unchanged(records):
