@@ -326,6 +326,7 @@ def bench_torch(name: str, preset: str, batch_size: int | None, warmup: int,
     raise ValueError('--torch mirrors CASQ with plain blocks and the EMA '
                      f'quantizer only, not {name}:{preset}')
   h, w, out_channels = preprocess.spec_from_config(config.data).sketch_shape
+  skip_connections = m.get('skip_connections', False)
   torch.manual_seed(0)
 
   class Attention(nn.Module):
@@ -367,7 +368,7 @@ def bench_torch(name: str, preset: str, batch_size: int | None, warmup: int,
       self.dec = nn.ModuleList()
       for i, f in enumerate(m.decoder_features):
         self.dec.append(block(cin, f))
-        cin = f + (m.features[-1 - i] if m.get('skip_connections', False) else 0)
+        cin = f + (m.features[-1 - i] if skip_connections else 0)
       self.head = nn.Conv2d(cin, out_channels, 3, padding=1)
       self.register_buffer('codebook',
                            torch.randn(m.num_embeddings, m.embedding_dim))
@@ -398,7 +399,7 @@ def bench_torch(name: str, preset: str, batch_size: int | None, warmup: int,
       h = self.dec_mid(h)
       for i, conv in enumerate(self.dec):
         h = conv(F.interpolate(h, scale_factor=2, mode='nearest'))
-        if m.get('skip_connections', False):
+        if skip_connections:
           h = torch.cat([h, skips[-1 - i]], dim=1)
       return self.head(h), vq_loss
 

@@ -135,11 +135,16 @@ def _blur_axis(x: Any, sigma: Any, radius: int, axis: int, xp: Any) -> Any:
   return out
 
 
+def _grid(h: int, w: int) -> tuple[np.ndarray, np.ndarray]:
+  """Row and column coordinates in [-1, 1], shaped (1, H, 1) and (1, 1, W)."""
+  return (np.linspace(-1, 1, h, dtype=np.float32)[None, :, None],
+          np.linspace(-1, 1, w, dtype=np.float32)[None, None, :])
+
+
 def _shadow_ramp(h: int, w: int, angle: Any, xp: Any) -> Any:
   """(B, H, W, 1) in [0, 1]: 0 on the lit side, 1 on the far side, linear
   along direction `angle` (B,), saturating past the image's half-widths."""
-  ys = np.linspace(-1, 1, h, dtype=np.float32)[None, :, None]
-  xs = np.linspace(-1, 1, w, dtype=np.float32)[None, None, :]
+  ys, xs = _grid(h, w)
   along = (xp.cos(angle)[:, None, None] * xs
            + xp.sin(angle)[:, None, None] * ys)
   return xp.clip((along + 1) / 2, 0, 1)[..., None]
@@ -148,8 +153,7 @@ def _shadow_ramp(h: int, w: int, angle: Any, xp: Any) -> Any:
 def _cast_shadow_blob(h: int, w: int, p: Any, xp: Any) -> Any:
   """(B, H, W, 1) Gaussian blobs, 1 at the centres p[:, 7:9] (in [-1, 1]
   image coordinates), radius p[:, 9] half-widths."""
-  ys = np.linspace(-1, 1, h, dtype=np.float32)[None, :, None]
-  xs = np.linspace(-1, 1, w, dtype=np.float32)[None, None, :]
+  ys, xs = _grid(h, w)
   dx = xs - p[:, 7, None, None]
   dy = ys - p[:, 8, None, None]
   r = p[:, 9, None, None]
