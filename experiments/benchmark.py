@@ -111,9 +111,10 @@ def bench_jax(name: str, preset: str, batch_size: int | None, warmup: int,
   import jax
   import numpy as np
   from f2s import models
+  from f2s import sharding
   from f2s.data import preprocess
   from f2s.training import evaluate as evaluate_lib
-  from f2s.training import loop, parallel, state as state_lib
+  from f2s.training import loop, state as state_lib
   from f2s.training.validate import validate_config
 
   config = load_config(name, preset)
@@ -130,10 +131,10 @@ def bench_jax(name: str, preset: str, batch_size: int | None, warmup: int,
   batch_size = config.train.global_batch_size
   spec = preprocess.spec_from_config(config.data)
   out_shape = spec.sketch_shape
-  mesh = parallel.make_mesh()
-  model = models.build_model(config.model, out_shape, axis_name=parallel.AXIS)
+  mesh = sharding.make_mesh()
+  model = models.build_model(config.model, out_shape, axis_name=sharding.AXIS)
   parts = state_lib.make_train_parts(config)
-  state = parallel.replicate(state_lib.initial_state(
+  state = sharding.replicate(state_lib.initial_state(
       parts, model, (1, *out_shape[:2], 3), out_shape[-1], config.seed), mesh)
   n_params = sum(int(np.prod(p.shape)) for p in jax.tree.leaves(state.params))
   rng = np.random.default_rng(0)
@@ -143,10 +144,10 @@ def bench_jax(name: str, preset: str, batch_size: int | None, warmup: int,
       'mask': np.ones((batch_size,)),
   }
   local = {k: v.astype(np.float32) for k, v in local.items()}
-  train_batch = parallel.global_batch(local, mesh, ('photo', 'sketch'))
-  eval_batch = parallel.global_batch(local, mesh, ('photo', 'sketch', 'mask'))
+  train_batch = sharding.global_batch(local, mesh, ('photo', 'sketch'))
+  eval_batch = sharding.global_batch(local, mesh, ('photo', 'sketch', 'mask'))
 
-  train_step = parallel.data_parallel(loop.make_step(config, model, parts),
+  train_step = sharding.data_parallel(loop.make_step(config, model, parts),
                                       mesh)
   start = time.perf_counter()
   train_compiled = train_step.lower(state, train_batch).compile()
@@ -193,8 +194,8 @@ def bench_feed(config, source, batch_size: int) -> dict:
   import jax
   import jax.numpy as jnp
   from jax import lax
+  from f2s import sharding
   from f2s.data import device_data, pipeline, preprocess
-  from f2s.training import parallel
 
   @flax.struct.dataclass
   class Counter:
@@ -203,19 +204,19 @@ def bench_feed(config, source, batch_size: int) -> dict:
   def consume(state, batch):  # forces the batch, nothing else
     total = batch['photo'].mean() + batch['sketch'].mean()
     return (state.replace(step=state.step + 1),
-            {'mean': lax.pmean(total, parallel.AXIS)})
+            {'mean': lax.pmean(total, sharding.AXIS)})
 
   spec = preprocess.spec_from_config(config.data)
-  mesh = parallel.make_mesh()
+  mesh = sharding.make_mesh()
   split = device_data.place(source, mesh, seed=0, global_batch_size=batch_size)
-  device_step = parallel.data_parallel(device_data.with_device_batch(
+  device_step = sharding.data_parallel(device_data.with_device_batch(
       consume, device_data.make_device_batch(spec, mesh, batch_size)), mesh)
   iterator = iter(pipeline.train_loader(source, spec, seed=0,
                                         global_batch_size=batch_size))
-  stream_step = parallel.data_parallel(consume, mesh)
+  stream_step = sharding.data_parallel(consume, mesh)
 
   def measure(step, inputs):
-    state = parallel.replicate(Counter(step=jnp.zeros((), jnp.int32)), mesh)
+    state = sharding.replicate(Counter(step=jnp.zeros((), jnp.int32)), mesh)
     for _ in range(2):  # compile and warm up
       state, metrics = step(state, inputs())
     jax.block_until_ready(metrics)
@@ -231,7 +232,7 @@ def bench_feed(config, source, batch_size: int) -> dict:
   host, wall = measure(device_step, lambda: split)
   host_stream, wall_stream = measure(
       stream_step,
-      lambda: parallel.global_batch(next(iterator), mesh, ('photo', 'sketch')))
+      lambda: sharding.global_batch(next(iterator), mesh, ('photo', 'sketch')))
   return {'feed_batch_size': batch_size, 'host_feed_images_per_s': host,
           'feed_images_per_s': wall,
           'host_feed_images_per_s_stream': host_stream,

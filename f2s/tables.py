@@ -199,6 +199,8 @@ TABLES: Mapping[str, tuple[Row, ...]] = {
                          'loss.perceptual_layers': 5}),
         _casq_gan_drawn('cuhk_standard', 'casq_gan_drawn_600',
                         {'train.num_steps': 600, 'eval.every_steps': 600}),
+        _casq_gan_drawn('cuhk_standard', 'casq_gan_drawn_1200',
+                        {'train.num_steps': 1200, 'eval.every_steps': 1200}),
         # Does a discriminator that learns faster, or counts more, draw?
         _casq_gan_drawn('cuhk_standard', 'casq_gan_drawn_dlr',
                         {'gan.learning_rate': 1e-3}),
@@ -244,8 +246,8 @@ TABLE_DESCRIPTIONS = {
                  'casq_drawn_cuhk is its seed 0); _grey: the photo\'s luma '
                  'alone (model.grey_input); _plain_disc: a discriminator '
                  'without spectral norm; _vgg5: all five VGG16 taps in the '
-                 'feature terms; _600: 600 steps instead of 300; _dlr: the '
-                 'discriminator\'s learning rate 1e-3 instead of 2e-4; _adv03: '
+                 'feature terms; _600, _1200: 600 or 1200 steps instead of '
+                 '300; _dlr: the discriminator\'s learning rate 1e-3 instead of 2e-4; _adv03: '
                  'the adversarial term\'s weight 0.3 instead of 0.1; _cast: '
                  'a cast shadow (a soft blob darkening the photo by up to '
                  '0.6) added to the photometric augmentation.'),

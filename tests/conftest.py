@@ -2,7 +2,7 @@
 
 JAX is given two CPU devices before any test initialises a backend, so
 data-parallel code runs on a real two-device mesh in process. Tests that
-need a single device pick one, as in `parallel.make_mesh(jax.devices()[:1])`.
+need a single device pick one, as in `sharding.make_mesh(jax.devices()[:1])`.
 
 Compiled programs go to a persistent compilation cache that lives for one
 test session (a fresh folder, removed at the end): many tests build the same

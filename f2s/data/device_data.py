@@ -29,9 +29,9 @@ import jax.numpy as jnp
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
+from f2s import sharding
 from f2s.data import augment, photometric, preprocess
 from f2s.data.preprocess import DataSpec
-from f2s.training import parallel
 
 MODES = ('auto', 'always', 'never')
 # 'auto' holds a split on the devices when its uint8 shard fits in this much
@@ -102,7 +102,7 @@ def _per_device(mesh: Mesh, values: Sequence[np.ndarray]) -> jax.Array:
   arrays = [jax.device_put(v[None], d) for v, d in zip(values, devices,
                                                        strict=True)]
   return jax.make_array_from_single_device_arrays(
-      (mesh.size, *values[0].shape), NamedSharding(mesh, P(parallel.AXIS)),
+      (mesh.size, *values[0].shape), NamedSharding(mesh, P(sharding.AXIS)),
       arrays)
 
 
@@ -245,6 +245,6 @@ def global_batches(spec: DataSpec, mesh: Mesh, global_batch_size: int
                    ) -> Callable[[jax.Array, DeviceSplit], Batch]:
   """Jitted `(step, split) -> the global batch of step` (sharded): the batch
   a train step sees, for tests and benchmarks."""
-  return parallel.data_parallel(
+  return sharding.data_parallel(
       make_device_batch(spec, mesh, global_batch_size), mesh,
-      out_specs=P(parallel.AXIS), donate=False)
+      out_specs=P(sharding.AXIS), donate=False)

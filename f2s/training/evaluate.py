@@ -29,10 +29,10 @@ from jax.sharding import Mesh, PartitionSpec as P
 from PIL import Image
 
 from f2s import metrics as f2s_metrics
+from f2s import sharding
 from f2s import value_range as value_ranges
 from f2s.data import preprocess
 from f2s.models import CODEBOOK_RNG, SAMPLE_RNG
-from f2s.training import parallel
 from f2s.training.state import TrainState
 
 EVAL_KEYS = ('photo', 'sketch', 'mask')
@@ -90,7 +90,7 @@ def score_images(pred: np.ndarray, target: np.ndarray,
 
 def make_eval_step(model: nn.Module, spec: preprocess.DataSpec,
                    lpips_nets: Sequence[str] = (),
-                   axis_name: str = parallel.AXIS) -> Callable:
+                   axis_name: str = sharding.AXIS) -> Callable:
   """Per-device `(state, batch) -> (sums, prediction)`.
 
   sums: masked sums over the global batch of `image_metrics` (with
@@ -128,9 +128,9 @@ def make_eval_step(model: nn.Module, spec: preprocess.DataSpec,
 def data_parallel_eval(model: nn.Module, spec: preprocess.DataSpec,
                        mesh: Mesh, lpips_nets: Sequence[str] = ()) -> Callable:
   """The jitted data-parallel eval step (state not donated)."""
-  return parallel.data_parallel(
+  return sharding.data_parallel(
       make_eval_step(model, spec, lpips_nets), mesh,
-      out_specs=(P(), P(parallel.AXIS)), donate=False)
+      out_specs=(P(), P(sharding.AXIS)), donate=False)
 
 
 def local_rows(array: jax.Array) -> np.ndarray:
@@ -162,7 +162,7 @@ def evaluate(
   totals = None
   samples = None
   for local in batches:
-    batch = parallel.global_batch(local, mesh, EVAL_KEYS)
+    batch = sharding.global_batch(local, mesh, EVAL_KEYS)
     sums, pred = eval_fn(state, batch)
     if (num_samples and samples is None) or prediction_dir is not None:
       rows = local_rows(pred)

@@ -24,10 +24,11 @@ from jax.experimental import multihost_utils
 from jax.sharding import Mesh
 
 from f2s import models
+from f2s import sharding
 from f2s.data import device_data, pipeline, preprocess
 from f2s.training import checkpoints, evaluate as evaluate_lib
 from f2s.training import losses as losses_lib
-from f2s.training import parallel, state as state_lib, step as step_lib
+from f2s.training import state as state_lib, step as step_lib
 from f2s.training import writers
 from f2s.training.validate import validate_config
 
@@ -95,10 +96,10 @@ def build_experiment(config: ml_collections.ConfigDict,
 
   The manager saves asynchronously: the loop waits for it before exiting.
   """
-  mesh = parallel.make_mesh()
+  mesh = sharding.make_mesh()
   spec = preprocess.spec_from_config(config.data)
   out_shape = spec.sketch_shape
-  model = models.build_model(config.model, out_shape, axis_name=parallel.AXIS)
+  model = models.build_model(config.model, out_shape, axis_name=sharding.AXIS)
   # Jitted: the same values as eager initialisation, in about half the time
   # on CPU (eager init runs the whole forward pass op by op).
   parts = state_lib.make_train_parts(config)
@@ -111,7 +112,7 @@ def build_experiment(config: ml_collections.ConfigDict,
       best_mode=config.checkpoint.best_mode, async_saves=True)
   return Experiment(
       config=config, spec=spec, mesh=mesh, model=model,
-      state=parallel.replicate(state, mesh), per_device_step=per_device_step,
+      state=sharding.replicate(state, mesh), per_device_step=per_device_step,
       eval_step=evaluate_lib.data_parallel_eval(
           model, spec, mesh, tuple(config.eval.lpips)),
       manager=manager)
@@ -144,7 +145,7 @@ def make_feed(exp: Experiment, source: Any) -> TrainFeed:
                                  jax.process_count()):
     split = device_data.place(source, exp.mesh, seed=config.seed,
                               global_batch_size=batch_size)
-    step = parallel.data_parallel(device_data.with_device_batch(
+    step = sharding.data_parallel(device_data.with_device_batch(
         exp.per_device_step,
         device_data.make_device_batch(exp.spec, exp.mesh, batch_size)),
         exp.mesh)
@@ -153,8 +154,8 @@ def make_feed(exp: Experiment, source: Any) -> TrainFeed:
       source, exp.spec, seed=config.seed, global_batch_size=batch_size,
       num_workers=config.data.num_workers))
   return TrainFeed(
-      step=parallel.data_parallel(exp.per_device_step, exp.mesh),
-      inputs=lambda: parallel.global_batch(next(iterator), exp.mesh,
+      step=sharding.data_parallel(exp.per_device_step, exp.mesh),
+      inputs=lambda: sharding.global_batch(next(iterator), exp.mesh,
                                            TRAIN_KEYS),
       iterator=iterator)
 

@@ -16,10 +16,10 @@ from flax import linen as nn
 from jax import lax
 
 from f2s import value_range as value_ranges
+from f2s.sharding import AXIS
 from f2s.models import CODEBOOK_RNG, SAMPLE_RNG
 from f2s.models.discriminator import SPECTRAL_COLLECTION
 from f2s.training import losses
-from f2s.training.parallel import AXIS
 from f2s.training.state import GANTrainState, TrainState
 
 Batch = Mapping[str, jax.Array]

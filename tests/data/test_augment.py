@@ -8,8 +8,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from f2s import sharding
 from f2s.data import augment, device_data, photometric, preprocess
-from f2s.training import parallel
 
 H, W = preprocess.RECORD_SHAPE
 SPEC = preprocess.DataSpec('casq', 'unit', augment=True, flip=True,
@@ -214,7 +214,7 @@ def test_each_photometric_op_does_what_it_says():
 
 
 def test_photometric_draws_leave_the_geometric_stream_unchanged(records):
-  mesh = parallel.make_mesh(jax.devices()[:1])
+  mesh = sharding.make_mesh(jax.devices()[:1])
   spec = dataclasses.replace(PHOTO_SPEC, protocol='casq', value_range='unit')
   split = device_data.place(records[:8], mesh, seed=0, global_batch_size=4)
   on, off = (jax.device_get(device_data.global_batches(s, mesh, 4)(

@@ -8,8 +8,9 @@ import numpy as np
 import pytest
 from flax import linen as nn
 
+from f2s import sharding
 from f2s.data import device_data, preprocess
-from f2s.training import parallel, state as state_lib, step as step_lib
+from f2s.training import state as state_lib, step as step_lib
 
 H, W = preprocess.RECORD_SHAPE
 
@@ -30,7 +31,7 @@ def _coordinate_records(n: int) -> list[dict]:
 def _mesh(count: int):
   if jax.device_count() < count:
     pytest.skip(f'needs {count} devices')
-  return parallel.make_mesh(jax.devices()[:count])
+  return sharding.make_mesh(jax.devices()[:count])
 
 
 def _batches(records, spec, *, devices=1, batch=4, seed=0, steps=range(3)):
@@ -132,12 +133,12 @@ def _train(as_float64, devices: int, steps: int = 3):
   spec = _spec(augment=True)
   # Made in float32, then cast: float64 parameters make the step compute in
   # float64 on the (float32, exactly equal) batches.
-  state = parallel.replicate(as_float64(jax.device_get(
+  state = sharding.replicate(as_float64(jax.device_get(
       state_lib.create_train_state(model, tx, (1, 200, 200, 3), seed=0))),
       mesh)
   per_device = step_lib.make_train_step(
       model, tx, terms={'bce': 1.0}, kl_weight=0.0, value_range='unit')
-  fn = parallel.data_parallel(device_data.with_device_batch(
+  fn = sharding.data_parallel(device_data.with_device_batch(
       per_device, device_data.make_device_batch(spec, mesh, 4)), mesh)
   split = device_data.place(_coordinate_records(6), mesh, seed=0,
                             global_batch_size=4)

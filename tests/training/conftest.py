@@ -12,7 +12,8 @@ import numpy as np
 import pytest
 from flax import linen as nn
 
-from f2s.training import parallel, state as state_lib, step as step_lib
+from f2s import sharding
+from f2s.training import state as state_lib, step as step_lib
 
 
 class StandIn(nn.Module):
@@ -69,8 +70,8 @@ def _fake_source(n: int, seed: int = 0) -> list[dict]:
 
 @pytest.fixture
 def stand_in():
-  """A StandIn whose EMA statistic is psummed over `parallel.AXIS`."""
-  return StandIn(axis_name=parallel.AXIS)
+  """A StandIn whose EMA statistic is psummed over `sharding.AXIS`."""
+  return StandIn(axis_name=sharding.AXIS)
 
 
 @pytest.fixture(scope='session')
@@ -104,10 +105,10 @@ def one_device_run(stand_in):
   """(model, mesh, train_fn, state): the stand-in's jitted train step and a
   fresh replicated state on a one-device mesh."""
   tx = state_lib.make_optimizer(_train_config())
-  mesh = parallel.make_mesh(jax.devices()[:1])
-  fn = parallel.data_parallel(step_lib.make_train_step(
+  mesh = sharding.make_mesh(jax.devices()[:1])
+  fn = sharding.data_parallel(step_lib.make_train_step(
       stand_in, tx, terms={'bce': 1.0}, kl_weight=0.0, value_range='unit'),
       mesh)
-  state = parallel.replicate(
+  state = sharding.replicate(
       state_lib.create_train_state(stand_in, tx, (1, 16, 16, 3), seed=0), mesh)
   return stand_in, mesh, fn, state

@@ -12,8 +12,9 @@ from PIL import Image
 from skimage.metrics import structural_similarity
 
 from f2s import metrics as f2s_metrics
+from f2s import sharding
 from f2s.data import preprocess
-from f2s.training import evaluate, loop, parallel
+from f2s.training import evaluate, loop
 
 
 @pytest.fixture
@@ -137,7 +138,7 @@ def _batch(values, mask):
 
 
 def test_evaluate_averages_real_rows_over_batches():
-  mesh = parallel.make_mesh()
+  mesh = sharding.make_mesh()
   batches = [_batch([1, 2], [1, 1]), _batch([6, 100], [1, 0])]
   metrics, samples = evaluate.evaluate(_sum_eval_fn, None, batches, mesh)
   assert metrics == {'ssim': pytest.approx(3.0), 'vq_loss': pytest.approx(2.0)}
@@ -145,7 +146,7 @@ def test_evaluate_averages_real_rows_over_batches():
 
 
 def test_evaluate_refuses_empty_or_all_padding_input():
-  mesh = parallel.make_mesh()
+  mesh = sharding.make_mesh()
   with pytest.raises(ValueError, match='no batches'):
     evaluate.evaluate(_sum_eval_fn, None, [], mesh)
   with pytest.raises(ValueError, match='no real examples'):
@@ -153,9 +154,9 @@ def test_evaluate_refuses_empty_or_all_padding_input():
 
 
 def test_local_rows_are_the_rows_in_order():
-  mesh = parallel.make_mesh()
+  mesh = sharding.make_mesh()
   rows = np.arange(12, dtype=np.float32).reshape(4, 3)
-  array = parallel.global_batch({'x': rows}, mesh, ('x',))['x']
+  array = sharding.global_batch({'x': rows}, mesh, ('x',))['x']
   assert len(array.addressable_shards) == 2
   np.testing.assert_array_equal(evaluate.local_rows(array), rows)
 

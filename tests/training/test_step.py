@@ -6,14 +6,15 @@ import pytest
 from jax.sharding import PartitionSpec as P
 
 from f2s import models
-from f2s.training import parallel, state as state_lib, step as step_lib
+from f2s import sharding
+from f2s.training import state as state_lib, step as step_lib
 
 KEYS = ('photo', 'sketch')
 
 
 def test_loss_goes_down_and_state_advances(one_device_run, fake_batch):
   _, mesh, fn, state = one_device_run
-  batch = parallel.global_batch(fake_batch(0, 4), mesh, KEYS)
+  batch = sharding.global_batch(fake_batch(0, 4), mesh, KEYS)
   first = None
   for _ in range(30):
     state, metrics = fn(state, batch)
@@ -24,11 +25,11 @@ def test_loss_goes_down_and_state_advances(one_device_run, fake_batch):
 
 
 def test_step_keys_share_codebook_key_and_split_sample_key():
-  mesh = parallel.make_mesh()
+  mesh = sharding.make_mesh()
   assert mesh.size == 2
 
   def per_device(rng, _):
-    next_rng, rngs = step_lib.step_keys(rng, parallel.AXIS)
+    next_rng, rngs = step_lib.step_keys(rng, sharding.AXIS)
     data = {k: jax.random.key_data(v)[None] for k, v in rngs.items()}
     return next_rng[None], data
 
@@ -59,7 +60,7 @@ def test_data_parallel_matches_single_device_and_pmap(
     casq_config = load_config('casq').model
     casq_config.dead_code_steps = 1
     model = models.build_model(casq_config, (16, 16, 3),
-                               axis_name=parallel.AXIS)
+                               axis_name=sharding.AXIS)
   else:
     model = stand_in
   tx = state_lib.make_optimizer(train_config())
@@ -79,16 +80,16 @@ def test_data_parallel_matches_single_device_and_pmap(
     return as_float64(fake_batch(seed, size))
 
   def run_mesh(devices, steps=3):
-    mesh = parallel.make_mesh(devices)
-    fn = parallel.data_parallel(per_device, mesh)
-    state = parallel.replicate(fresh(), mesh)
+    mesh = sharding.make_mesh(devices)
+    fn = sharding.data_parallel(per_device, mesh)
+    state = sharding.replicate(fresh(), mesh)
     for i in range(steps):
-      state, metrics = fn(state, parallel.global_batch(
+      state, metrics = fn(state, sharding.global_batch(
           batch64(i, 8), mesh, KEYS))
     return jax.device_get(state), jax.device_get(metrics)
 
   def run_pmap(steps=3):
-    fn = jax.pmap(per_device, axis_name=parallel.AXIS)
+    fn = jax.pmap(per_device, axis_name=sharding.AXIS)
     state = jax.tree.map(lambda x: np.stack([x, x]), jax.device_get(fresh()))
     for i in range(steps):
       batch = {k: v.reshape(2, 4, *v.shape[1:])
@@ -136,7 +137,7 @@ def _gan_parts(load_config, train_config, start_step):
   # to the learning rate and hide what the equality test looks at.
   config.model.attention = False
   model = models.build_model(config.model, (16, 16, 3),
-                             axis_name=parallel.AXIS)
+                             axis_name=sharding.AXIS)
   # At 1e-3 (not 1e-2): Adam turns rounding differences between one and two
   # devices in near-zero gradients into steps of up to the learning rate;
   # the plain step with this network differs by 1.3e-5 at 1e-2.
@@ -165,12 +166,12 @@ def gan_runs(load_config, train_config, fake_batch):
   per_device, fresh = _gan_parts(load_config, train_config, GAN_START)
   runs = {}
   for count in (1, 2):
-    mesh = parallel.make_mesh(jax.devices()[:count])
-    fn = parallel.data_parallel(per_device, mesh)
-    state = parallel.replicate(fresh(), mesh)
+    mesh = sharding.make_mesh(jax.devices()[:count])
+    fn = sharding.data_parallel(per_device, mesh)
+    state = sharding.replicate(fresh(), mesh)
     history = []
     for i in range(3):
-      state, metrics = fn(state, parallel.global_batch(fake_batch(i, 8), mesh,
+      state, metrics = fn(state, sharding.global_batch(fake_batch(i, 8), mesh,
                                                        KEYS))
       history.append(jax.device_get(metrics))
     runs[count] = jax.device_get(state), history
@@ -222,16 +223,16 @@ def test_bfloat16_compute_keeps_float32_state_and_close_losses(
   codebook), the losses are float32 and near the float32 step's."""
   config = load_config('casq')
   model = models.build_model(config.model, (16, 16, 3),
-                             axis_name=parallel.AXIS)
+                             axis_name=sharding.AXIS)
   tx = state_lib.make_optimizer(train_config(learning_rate=1e-3))
-  mesh = parallel.make_mesh(jax.devices()[:1])
-  batch = parallel.global_batch(fake_batch(0, 4), mesh, KEYS)
+  mesh = sharding.make_mesh(jax.devices()[:1])
+  batch = sharding.global_batch(fake_batch(0, 4), mesh, KEYS)
   results = {}
   for dtype in step_lib.COMPUTE_DTYPES:
-    fn = parallel.data_parallel(step_lib.make_train_step(
+    fn = sharding.data_parallel(step_lib.make_train_step(
         model, tx, terms={'bce': 1.0}, kl_weight=1e-3, value_range='unit',
         compute_dtype=dtype), mesh)
-    state = parallel.replicate(state_lib.create_train_state(
+    state = sharding.replicate(state_lib.create_train_state(
         model, tx, (1, 16, 16, 3), seed=0), mesh)
     for _ in range(2):
       state, metrics = fn(state, batch)

@@ -3,6 +3,10 @@
 Per-device code names the data axis `AXIS` and is run with `data_parallel`
 (`jax.jit` over `jax.shard_map`); each process assembles its host-local
 batch into global arrays with `global_batch`.
+
+A top-level module (as big_vision's `sharding.py`): the data layer, which
+keeps the training split on the devices, and the training layer both use
+it, and neither imports the other for it.
 """
 from collections.abc import Callable, Mapping
 from typing import Any
