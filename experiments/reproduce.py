@@ -141,12 +141,18 @@ def evaluate_run(row: tables.Row, seed: int, directory: str,
   """Scores the final checkpoint unless its metrics.json, with every metric
   of results.METRICS, is already there (a run scored before LPIPS was
   reported is scored again): on its test split, or on `dataset`'s (from
-  `manual_dir`, None for its default)."""
+  `manual_dir`, None for its default), scored again when its builder's
+  version has changed since."""
   path = results.eval_metrics_path(directory, dataset)
   target = steps or row.overrides['train.num_steps']
   if path is not None:
     saved = results.read_json(path)
-    if saved.get('step') == target and all(k in saved for k in results.METRICS):
+    current = (saved.get('step') == target
+               and all(k in saved for k in results.METRICS))
+    if dataset is not None:
+      from f2s.datasets import code_version
+      current = current and saved.get('data_version') == code_version(dataset)
+    if current:
       return
   argv = row.command(seed, directory, steps)
   on = [f'--config.eval.dataset={dataset}'] if dataset else []

@@ -218,38 +218,55 @@ def linear_scale(m: np.ndarray) -> float:
   return math.sqrt(abs(np.linalg.det(m[:, :2])))
 
 
+def _edge_extended(image: Image.Image, box: tuple[int, int, int, int]
+                   ) -> Image.Image:
+  """The pixels of `box` (x0, y0, x1, y1, which may reach beyond the image),
+  each outside pixel a copy of the nearest edge pixel."""
+  x0, y0, x1, y1 = box
+  width, height = image.size
+  if x0 >= 0 and y0 >= 0 and x1 <= width and y1 <= height:
+    return image.crop(box)
+  cx0, cy0 = min(max(x0, 0), width - 1), min(max(y0, 0), height - 1)
+  cx1, cy1 = max(min(x1, width), cx0 + 1), max(min(y1, height), cy0 + 1)
+  inside = np.asarray(image.crop((cx0, cy0, cx1, cy1)))
+  rows = np.clip(np.arange(y0, y1), cy0, cy1 - 1) - cy0
+  cols = np.clip(np.arange(x0, x1), cx0, cx1 - 1) - cx0
+  return Image.fromarray(inside[rows[:, None], cols])
+
+
 def warp(image: Image.Image, to_crop: np.ndarray,
          shape: tuple[int, int] = CROP_SHAPE,
          resample: Image.Resampling = Image.Resampling.BICUBIC) -> np.ndarray:
   """uint8 (H, W, 3): the crop of RGB `image` that `to_crop` maps it onto.
 
-  Parts of the crop outside the image are black, like the wedges that the
-  CUHK photos' own alignment left. When the crop shrinks the image, the
-  region it covers is first resized (antialiased) to about the crop's
-  scale: the affine resampling itself does not low-pass.
+  Parts of the crop outside the image repeat the image's nearest edge pixel.
+  A black fill there (as the wedges that the CUHK photos' own alignment
+  left) was drawn by the models as black bars where the artist leaves the
+  paper white: 60 of CUFSF's 85 dev photo crops reach beyond their photo,
+  7% of the pixels on average, and with the edge fill the shipped model's
+  CUFSF FSIM rose from 0.643 to 0.660 (README, "Towards drawn sketches").
+  When the crop shrinks the image, the region it covers is first resized
+  (antialiased) to about the crop's scale: the affine resampling itself
+  does not low-pass.
   """
   h, w = shape
   from_crop = invert(to_crop)
   shrink = linear_scale(from_crop)  # image pixels per crop pixel
+  corners = apply(from_crop, [[0, 0], [w, 0], [0, h], [w, h]])
+  margin = 3 * max(shrink, 1.0)  # bicubic taps reach 2 pixels out
+  x0, y0 = np.floor(corners.min(0) - margin).astype(int)
+  x1, y1 = np.ceil(corners.max(0) + margin).astype(int)
+  region = _edge_extended(image, (int(x0), int(y0), int(x1), int(y1)))
   if shrink > 1:
-    corners = apply(from_crop, [[0, 0], [w, 0], [0, h], [w, h]])
-    margin = 3 * shrink  # bicubic taps reach 2 pixels out
-    x0, y0 = np.maximum(np.floor(corners.min(0) - margin), 0).astype(int)
-    x1, y1 = np.minimum(np.ceil(corners.max(0) + margin),
-                        image.size).astype(int)
-    if x1 <= x0 or y1 <= y0:  # the crop lies wholly outside the image
-      return np.zeros((h, w, 3), np.uint8)
-    size = (max(1, round((x1 - x0) / shrink)),
-            max(1, round((y1 - y0) / shrink)))
-    image = image.resize(size, Image.Resampling.BICUBIC,
-                         box=(int(x0), int(y0), int(x1), int(y1)),
-                         reducing_gap=3.0)
-    region = compose(scaling(size[0] / (x1 - x0), size[1] / (y1 - y0)),
-                     np.array([[1.0, 0.0, -x0], [0.0, 1.0, -y0]]))
-    from_crop = compose(region, from_crop)
-  out = image.transform((w, h), Image.Transform.AFFINE,
-                        data=tuple(from_crop.ravel()), resample=resample,
-                        fillcolor=(0, 0, 0))
+    region = region.resize((max(1, round((x1 - x0) / shrink)),
+                            max(1, round((y1 - y0) / shrink))),
+                           Image.Resampling.BICUBIC, reducing_gap=3.0)
+  to_region = compose(scaling(region.size[0] / (x1 - x0),
+                              region.size[1] / (y1 - y0)),
+                      np.array([[1.0, 0.0, -x0], [0.0, 1.0, -y0]]))
+  out = region.transform((w, h), Image.Transform.AFFINE,
+                         data=tuple(compose(to_region, from_crop).ravel()),
+                         resample=resample)
   return np.asarray(out)
 
 

@@ -97,13 +97,35 @@ def test_warp_puts_the_eyes_on_the_template(scale, degrees):
                              align.TEMPLATE, atol=0.25)
 
 
-def test_warp_outside_the_image_is_black():
-  image = Image.new('RGB', (50, 50), (255, 255, 255))
-  crop = align.warp(image, align.eye_alignment(np.array([[10, 10], [20,
-                                                                     10.]])))
-  assert crop[0, 0].tolist() == [0, 0, 0] and crop.max() == 255
+def test_warp_outside_the_image_repeats_its_nearest_edge_pixel():
+  # Red grows along x, green along y: each outside pixel names its source.
+  x, y = np.meshgrid(np.arange(50), np.arange(40))
+  pixels = np.stack([50 + 4 * x, 30 + 5 * y, np.full_like(x, 7)], -1)
+  image = Image.fromarray(pixels.astype(np.uint8))
+  to_crop = align.eye_alignment(np.array([[10, 10], [20, 10.]]))
+  crop = align.warp(image, to_crop).astype(int)
+  rows, cols = np.mgrid[:250, :200]
+  centres = np.stack([cols.ravel() + 0.5, rows.ravel() + 0.5], -1)
+  source = align.apply(align.invert(to_crop), centres).reshape(250, 200, 2)
+  # Bicubic taps reach 2 pixels: farther out, every tap is one edge pixel.
+  outside = ((source[..., 0] < -2) | (source[..., 0] > 52)
+             | (source[..., 1] < -2) | (source[..., 1] > 42))
+  assert 1000 < outside.sum() < outside.size - 1000
+  nearest_x = np.clip(np.floor(source[..., 0]), 0, 49)
+  nearest_y = np.clip(np.floor(source[..., 1]), 0, 39)
+  far_x = (source[..., 0] < -2) | (source[..., 0] > 52)
+  far_y = (source[..., 1] < -2) | (source[..., 1] > 42)
+  # One PIL rounding step of error at most.
+  np.testing.assert_allclose(crop[far_x, 0], 50 + 4 * nearest_x[far_x],
+                             atol=1)
+  np.testing.assert_allclose(crop[far_y, 1], 30 + 5 * nearest_y[far_y],
+                             atol=1)
+  assert np.all(crop[outside, 2] == 7)
+  # Wholly outside: the nearest corner everywhere.
   far = align.eye_alignment(np.array([[1e4, 1e4], [1e4 + 300, 1e4]]))
-  assert align.warp(image, far).max() == 0
+  corner = align.warp(image, far).astype(int)
+  np.testing.assert_allclose(corner.reshape(-1, 3) - pixels[-1, -1], 0,
+                             atol=1)
 
 
 def write_exif_rotated(path: str, image: Image.Image, orientation: int):

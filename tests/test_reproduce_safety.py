@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from f2s import results, tables
+from f2s import datasets, results, tables
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TABLE = 'ablation'
@@ -237,6 +237,32 @@ def test_runs_lacking_a_metric_or_the_data_set_are_scored_again(
   results.write_json(path, saved)
   reproduce.evaluate_run(row, 0, directory, None)
   assert len(calls) == 2 and calls[-1][-1] == '--config.eval.restore=latest'
+
+
+def test_scores_of_another_data_set_version_are_scored_again(
+    checkout, fake_run, monkeypatch):
+  reproduce, root = checkout
+  calls = []
+  monkeypatch.setattr(reproduce, '_run', calls.append)
+  runs = str(root / 'runs')
+  fake_run(runs, TABLE, 'dae_conv', 0)
+  row = tables.find_row(TABLE, 'dae_conv')
+  directory = results.run_dir(runs, row, 0, None)
+  dataset = tables.GENERALISATION_DATASET
+  scored = results.read_json(results.eval_metrics_path(directory))
+  version = datasets.code_version(dataset)
+  for saved_version, rescored in ((version, False), ('1.0.0', True),
+                                  (None, True)):
+    calls.clear()
+    record = {**scored, 'data_version': saved_version}
+    if saved_version is None:
+      del record['data_version']
+    folder = os.path.join(directory, 'predictions', dataset,
+                          str(scored['step']))
+    os.makedirs(folder, exist_ok=True)
+    results.write_json(os.path.join(folder, 'metrics.json'), record)
+    reproduce.evaluate_run(row, 0, directory, None, dataset)
+    assert bool(calls) == rescored, saved_version
 
 
 def test_render_rewrites_the_markdown_from_the_committed_json(checkout):

@@ -114,6 +114,12 @@ def load_source(
   return builder.as_data_source(split)
 
 
+def code_version(name: str) -> str:
+  """The version of `name`'s builder code, e.g. '1.1.0': what an evaluation
+  on it records, so that scores from older data are told apart."""
+  return str(tfds.builder_cls(name).VERSION)
+
+
 def check_prepared(builder: tfds.core.DatasetBuilder, split: str) -> None:
   """Raises ValueError naming the first file of the prepared `split` that
   does not read back with the record count TFDS recorded for it (e.g. one

@@ -129,8 +129,11 @@ def align_pair(pair: Pair) -> tuple[dict[str, np.ndarray] | None, str]:
 class CufsfFaceSketch(tfds.core.GeneratorBasedBuilder):
   """CUFSF photo / artist sketch pairs, both aligned to the CUHK frame."""
 
-  VERSION = tfds.core.Version('1.0.0')
-  RELEASE_NOTES = {'1.0.0': 'One test split, aligned with f2s.align.'}
+  VERSION = tfds.core.Version('1.1.0')
+  RELEASE_NOTES = {
+      '1.0.0': 'One test split, aligned with f2s.align.',
+      '1.1.0': 'Crop pixels beyond the photo repeat its edge, not black.',
+  }
   MANUAL_DOWNLOAD_INSTRUCTIONS = MANUAL_DOWNLOAD_INSTRUCTIONS
   code_path = epath.Path(__file__)  # see CuhkFaceSketch
 

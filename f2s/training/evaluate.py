@@ -196,13 +196,17 @@ def write_pngs(directory: str, names: list[str], images: np.ndarray) -> None:
     Image.fromarray(image).save(os.path.join(directory, f'{stem}.png'))
 
 
-def write_metrics(directory: str, step: int, metrics: Mapping[str, float]
-                  ) -> str:
+def write_metrics(directory: str, step: int, metrics: Mapping[str, float],
+                  data_version: str | None = None) -> str:
   """Writes `{'step': step, **metrics}` to `<directory>/metrics.json`
-  atomically; returns its path."""
+  atomically, with the data set's `data_version` when given; returns its
+  path."""
   os.makedirs(directory, exist_ok=True)
   path = os.path.join(directory, METRICS_FILE)
+  record = {'step': int(step), **metrics}
+  if data_version is not None:
+    record['data_version'] = data_version
   with open(path + '.tmp', 'w') as f:
-    json.dump({'step': int(step), **metrics}, f, indent=1, sort_keys=True)
+    json.dump(record, f, indent=1, sort_keys=True)
   os.replace(path + '.tmp', path)
   return path

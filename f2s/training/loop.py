@@ -198,10 +198,12 @@ def prediction_dir(workdir: str, step: int, dataset: str | None = None
 
 def run_evaluation(exp: Experiment, state: state_lib.TrainState,
                    test_source: Any, num_samples: int,
-                   predictions_to: str | None = None
+                   predictions_to: str | None = None,
+                   data_version: str | None = None
                    ) -> tuple[dict[str, float], dict[str, np.ndarray] | None]:
   """Scores `state` on the test split; with `predictions_to`, writes every
-  prediction there as PNG and the metrics as metrics.json."""
+  prediction there as PNG and the metrics as metrics.json (with
+  `data_version`, that of another data set's builder)."""
   metrics, samples = evaluate_lib.evaluate(
       exp.eval_step, state,
       pipeline.eval_batches(test_source, exp.spec,
@@ -210,7 +212,7 @@ def run_evaluation(exp: Experiment, state: state_lib.TrainState,
       prediction_dir=predictions_to)
   if predictions_to is not None and jax.process_index() == 0:
     evaluate_lib.write_metrics(predictions_to, int(jax.device_get(state.step)),
-                               metrics)
+                               metrics, data_version)
   return metrics, samples
 
 
@@ -447,9 +449,12 @@ def _evaluate(config: ml_collections.ConfigDict, workdir: str,
   if test_source is None:
     test_source = (load_split(config, 'test', dataset=dataset) if dataset
                    else load_split(config, config.data.test_split))
-  metrics, samples = run_evaluation(exp, state, test_source,
-                                    config.eval.num_samples,
-                                    prediction_dir(workdir, step, dataset))
+  # Imported here, as in load_split.
+  from f2s.datasets import code_version
+  metrics, samples = run_evaluation(
+      exp, state, test_source, config.eval.num_samples,
+      prediction_dir(workdir, step, dataset),
+      code_version(dataset) if dataset else None)
   writer = writers.MetricWriter(workdir, enabled=jax.process_index() == 0)
   _write_eval(writer, config.data.value_range, step, metrics, samples, dataset)
   writer.close()

@@ -175,3 +175,6 @@ def test_write_metrics_writes_step_and_metrics(tmp_path):
   with open(path) as f:
     assert json.load(f) == {'step': 7, 'ssim': 0.5}
   assert os.listdir(tmp_path / 'new') == [evaluate.METRICS_FILE]
+  evaluate.write_metrics(str(tmp_path / 'new'), 8, {'ssim': 0.6}, '1.1.0')
+  with open(path) as f:
+    assert json.load(f) == {'step': 8, 'ssim': 0.6, 'data_version': '1.1.0'}
