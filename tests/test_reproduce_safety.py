@@ -214,15 +214,21 @@ def _alive(pid: int) -> bool:
     return False
 
 
-def test_runs_lacking_a_metric_or_the_data_set_are_scored_again(
-    checkout, fake_run, monkeypatch):
+@pytest.fixture
+def scored_run(checkout, fake_run, monkeypatch):
+  """(reproduce, the commands it would run, row, run folder) of a finished,
+  scored dae_conv run; commands are recorded, not run."""
   reproduce, root = checkout
   calls = []
   monkeypatch.setattr(reproduce, '_run', calls.append)
   runs = str(root / 'runs')
   fake_run(runs, TABLE, 'dae_conv', 0)
   row = tables.find_row(TABLE, 'dae_conv')
-  directory = results.run_dir(runs, row, 0, None)
+  return reproduce, calls, row, results.run_dir(runs, row, 0, None)
+
+
+def test_runs_lacking_a_metric_or_the_data_set_are_scored_again(scored_run):
+  reproduce, calls, row, directory = scored_run
   reproduce.evaluate_run(row, 0, directory, None)
   assert calls == []  # scored with every metric: left alone
   reproduce.evaluate_run(row, 0, directory, None,
@@ -239,15 +245,8 @@ def test_runs_lacking_a_metric_or_the_data_set_are_scored_again(
   assert len(calls) == 2 and calls[-1][-1] == '--config.eval.restore=latest'
 
 
-def test_scores_of_another_data_set_version_are_scored_again(
-    checkout, fake_run, monkeypatch):
-  reproduce, root = checkout
-  calls = []
-  monkeypatch.setattr(reproduce, '_run', calls.append)
-  runs = str(root / 'runs')
-  fake_run(runs, TABLE, 'dae_conv', 0)
-  row = tables.find_row(TABLE, 'dae_conv')
-  directory = results.run_dir(runs, row, 0, None)
+def test_scores_of_another_data_set_version_are_scored_again(scored_run):
+  reproduce, calls, row, directory = scored_run
   dataset = tables.GENERALISATION_DATASET
   scored = results.read_json(results.eval_metrics_path(directory))
   version = datasets.code_version(dataset)
