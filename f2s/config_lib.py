@@ -57,10 +57,11 @@ def get_config() -> ml_collections.ConfigDict:
   # The photo's lighting and camera changed at training time (with augment;
   # f2s.data.photometric): brightness shift, contrast and gamma spans, a
   # one-sided shadow's depth, the chance of a grey photo, the largest blur
-  # sigma in pixels, a cast shadow's (a soft blob's) depth. All 0: off.
+  # sigma in pixels, a cast shadow's (a soft blob's) depth, a smoothly varying
+  # gamma's largest log-exponent. All 0: off.
   config.data.photometric = ml_collections.ConfigDict(
       {'brightness': 0.0, 'contrast': 0.0, 'gamma': 0.0, 'shadow': 0.0,
-       'grey': 0.0, 'blur': 0.0, 'cast_shadow': 0.0})
+       'grey': 0.0, 'blur': 0.0, 'cast_shadow': 0.0, 'local_gamma': 0.0})
   config.data.num_workers = 0
   # 'auto': a training split whose uint8 pixels fit in 1 GiB per device is
   # held on the devices and batched, augmented and preprocessed inside the

@@ -9,7 +9,12 @@ factor and a brightness shift, and a one-sided shadow (a linear ramp, in a
 random direction, darkening the far side by up to `shadow`), and a cast
 shadow (a soft Gaussian blob of random place and size, darkening by up to
 `cast_shadow`: FERET photos show the head's shadow on the background, which
-the artist leaves white). The target sketch is left as it is. JPEG artefacts are not simulated: a DCT codec
+the artist leaves white), and a gamma that varies smoothly across the
+photo (3x3 log-exponents up to `local_gamma`, bilinear between: regions
+lightened and darkened apart, black hair made grey or pale skin darker, as
+FERET's blond hair, pale faces and uneven light, which the artist draws as
+the face's shape asks, not as the photo's tone). The target sketch is left as
+it is. JPEG artefacts are not simulated: a DCT codec
 inside the jitted step is beyond this module.
 
 Written once for numpy (the grain pipeline) and JAX (device-resident data,
@@ -25,9 +30,12 @@ import numpy as np
 
 # [brightness, contrast, gamma, shadow strength, shadow angle, grey, blur],
 # then, with cast_shadow only (so that the other specs' draws are unchanged),
-# [cast shadow centre x, centre y, radius, strength].
+# [cast shadow centre x, centre y, radius, strength], then, with local_gamma
+# only, the 3x3 log-exponents of the local gamma, row by row.
 NUM_PARAMS = 7
 NUM_CAST_SHADOW_PARAMS = 4
+_GAMMA_GRID = 3
+NUM_LOCAL_GAMMA_PARAMS = _GAMMA_GRID * _GAMMA_GRID
 # The cast shadow's Gaussian radius, in image half-widths.
 _CAST_RADIUS = (0.2, 0.6)
 # ITU-R 601 luma, as PIL's convert('L').
@@ -46,7 +54,9 @@ class PhotometricSpec:
     photo. blur: the Gaussian sigma is uniform in [0, blur] pixels.
     cast_shadow: the blob darkens its centre by a fraction uniform in
     [0, cast_shadow]; its centre is uniform over the image, its radius
-    uniform in _CAST_RADIUS half-widths.
+    uniform in _CAST_RADIUS half-widths. local_gamma: the log-exponents of
+    the local gamma at the corners, edge midpoints and centre are uniform
+    in [-local_gamma, local_gamma].
   """
   brightness: float = 0.0
   contrast: float = 0.0
@@ -55,11 +65,12 @@ class PhotometricSpec:
   grey: float = 0.0
   blur: float = 0.0
   cast_shadow: float = 0.0
+  local_gamma: float = 0.0
 
   def __post_init__(self):
     bounds = {'brightness': (0, 1), 'contrast': (0, 1), 'gamma': (0, 4),
               'shadow': (0, 1), 'grey': (0, 1), 'blur': (0, 4),
-              'cast_shadow': (0, 1)}
+              'cast_shadow': (0, 1), 'local_gamma': (0, 2)}
     for name, (low, high) in bounds.items():
       value = getattr(self, name)
       if (not isinstance(value, (int, float)) or isinstance(value, bool)
@@ -73,7 +84,14 @@ class PhotometricSpec:
 
   @property
   def num_params(self) -> int:
-    """Uniforms per example: NUM_PARAMS, and the cast shadow's if on."""
+    """Uniforms per example: NUM_PARAMS, then the cast shadow's and the
+    local gamma's, each if on."""
+    return (self.local_gamma_index
+            + (NUM_LOCAL_GAMMA_PARAMS if self.local_gamma else 0))
+
+  @property
+  def local_gamma_index(self) -> int:
+    """Where the local gamma's params start."""
     return NUM_PARAMS + (NUM_CAST_SHADOW_PARAMS if self.cast_shadow else 0)
 
   @property
@@ -99,6 +117,10 @@ def params(u: Any, spec: PhotometricSpec, xp: Any) -> Any:
       2 * u[..., 7] - 1, 2 * u[..., 8] - 1,
       np.float32(low) + u[..., 9] * np.float32(high - low),
       u[..., 10] * np.float32(spec.cast_shadow)]
+  first = spec.local_gamma_index
+  log_gammas = [] if not spec.local_gamma else [
+      (2 * u[..., first + k] - 1) * np.float32(spec.local_gamma)
+      for k in range(NUM_LOCAL_GAMMA_PARAMS)]
   return xp.stack([
       (2 * u[..., 0] - 1) * np.float32(spec.brightness),
       1 + (2 * u[..., 1] - 1) * np.float32(spec.contrast),
@@ -108,6 +130,7 @@ def params(u: Any, spec: PhotometricSpec, xp: Any) -> Any:
       (u[..., 5] < spec.grey).astype(np.float32),
       u[..., 6] * np.float32(spec.blur),
       *cast,
+      *log_gammas,
   ], axis=-1)
 
 
@@ -160,6 +183,23 @@ def _cast_shadow_blob(h: int, w: int, p: Any, xp: Any) -> Any:
   return xp.exp(-(dx * dx + dy * dy) / (2 * r * r))[..., None]
 
 
+def _hat_weights(n: int) -> np.ndarray:
+  """(n, _GAMMA_GRID) bilinear weights of the grid nodes at -1, 0, 1 for n
+  coordinates spanning [-1, 1]."""
+  coords = np.linspace(-1, 1, n, dtype=np.float32)[:, None]
+  nodes = np.linspace(-1, 1, _GAMMA_GRID, dtype=np.float32)[None, :]
+  spacing = np.float32(2 / (_GAMMA_GRID - 1))
+  return np.maximum(0, 1 - np.abs(coords - nodes) / spacing)
+
+
+def _gamma_field(h: int, w: int, log_gammas: Any, xp: Any) -> Any:
+  """(B, H, W, 1) exponents: exp of the (B, 3, 3) log-exponents, bilinear
+  between the grid nodes (the corners, edge midpoints and centre)."""
+  field = xp.einsum('hk,bkl,wl->bhw', _hat_weights(h), log_gammas,
+                    _hat_weights(w))
+  return xp.exp(field)[..., None]
+
+
 def apply(photo: Any, p: Any, spec: PhotometricSpec, xp: Any) -> Any:
   """float32 photos (B, H, W, 3) on the 0..255 scale with per-example params
   p (B, spec.num_params) -> the altered photos, float32 in [0, 255].
@@ -190,4 +230,10 @@ def apply(photo: Any, p: Any, spec: PhotometricSpec, xp: Any) -> Any:
   if spec.cast_shadow:
     blob = _cast_shadow_blob(x.shape[1], x.shape[2], p, xp)
     x = x * (1 - per_example(10) * blob)
+  if spec.local_gamma:
+    first = spec.local_gamma_index
+    log_gammas = p[:, first:first + NUM_LOCAL_GAMMA_PARAMS].reshape(
+        -1, _GAMMA_GRID, _GAMMA_GRID)
+    x = xp.clip(x, 0, 1) ** _gamma_field(x.shape[1], x.shape[2], log_gammas,
+                                         xp)
   return (xp.clip(x, 0, 1) * np.float32(255)).astype(np.float32)

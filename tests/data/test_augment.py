@@ -111,6 +111,7 @@ PHOTO_SPEC = preprocess.DataSpec('standard', 'symmetric', augment=True,
 
 
 CAST = dataclasses.replace(PHOTO, cast_shadow=0.7)
+GAMMA = dataclasses.replace(CAST, local_gamma=0.8)
 
 
 def _photometric_params(n: int, seed: int = 0, spec=PHOTO) -> np.ndarray:
@@ -118,7 +119,7 @@ def _photometric_params(n: int, seed: int = 0, spec=PHOTO) -> np.ndarray:
   return np.stack([photometric.sample(rng, spec) for _ in range(n)])
 
 
-@pytest.mark.parametrize('photo_spec', [PHOTO, CAST])
+@pytest.mark.parametrize('photo_spec', [PHOTO, CAST, GAMMA])
 def test_photometric_numpy_and_jax_agree_and_leave_the_sketch(photo_spec):
   spec = dataclasses.replace(PHOTO_SPEC, photometric=photo_spec)
   rng = np.random.default_rng(0)
@@ -169,6 +170,51 @@ def test_cast_shadow_params_are_drawn_after_the_others_and_in_range():
   assert np.abs(cx).max() <= 1 and np.abs(cy).max() <= 1
   assert radius.min() >= 0.2 and radius.max() <= 0.6
   assert depth.min() >= 0 and depth.max() <= 0.7
+
+
+def test_local_gamma_params_are_drawn_last_and_in_range():
+  # 9 log-exponents after the cast shadow's draws (or after the first 7
+  # without it): every other spec's stream is unchanged.
+  assert GAMMA.num_params == 20
+  alone = dataclasses.replace(GAMMA, cast_shadow=0.0)
+  assert alone.num_params == 16
+  u = np.random.default_rng(0).random((2000, GAMMA.num_params),
+                                      dtype=np.float32)
+  p_np = photometric.params(u, GAMMA, np)
+  p_jax = np.asarray(jax.jit(lambda u: photometric.params(u, GAMMA, jnp))(u))
+  np.testing.assert_allclose(p_jax, p_np, rtol=1e-6)
+  np.testing.assert_array_equal(p_np[:, :11],
+                                photometric.params(u[:, :11], CAST, np))
+  np.testing.assert_allclose(p_np[:, 11:], (2 * u[:, 11:] - 1) * 0.8,
+                             rtol=1e-6)
+  assert np.abs(p_np[:, 11:]).max() <= 0.8
+  np.testing.assert_allclose(photometric.params(u[:, :16], alone, np)[:, 7:],
+                             (2 * u[:, 7:16] - 1) * 0.8, rtol=1e-6)
+
+
+def test_the_local_gamma_is_bilinear_between_its_nodes():
+  flat = np.full((1, 21, 31, 3), 100.0, np.float32)
+  log_gammas = np.array([-0.5, 0.0, 0.3, 0.1, 0.2, -0.1, 0.0, 0.4, -0.3],
+                        np.float32)
+  p = np.concatenate([[0, 1, 1, 0, 0, 0, 0], log_gammas])[None].astype(
+      np.float32)
+  spec = photometric.PhotometricSpec(local_gamma=1.0)
+  grid = log_gammas.reshape(3, 3)
+
+  def expected(log_gamma):
+    return (100 / 255) ** np.exp(log_gamma) * 255
+
+  for xp in (np, jnp):
+    out = np.asarray(photometric.apply(flat, p, spec, xp))[0, ..., 0]
+    # The nodes: corners, edge midpoints (row 10, column 15) and centre.
+    for (i, j), (r, c) in {(0, 0): (0, 0), (0, 2): (0, 30), (2, 1): (20, 15),
+                           (1, 1): (10, 15), (1, 2): (10, 30)}.items():
+      np.testing.assert_allclose(out[r, c], expected(grid[i, j]), rtol=1e-5)
+    # Column 7 of 0..30 lies 7/15 of the way from the first node to the
+    # second: its log-exponent is their weighted mean.
+    np.testing.assert_allclose(
+        out[0, 7], expected((grid[0, 0] * 8 + grid[0, 1] * 7) / 15),
+        rtol=1e-5)
 
 
 def test_each_photometric_op_does_what_it_says():
