@@ -155,18 +155,28 @@ def test_photometric_params_are_jax_and_numpy_alike_and_in_range():
   assert blur.min() >= 0 and blur.max() <= 1.5
 
 
+def _params_after(spec, before):
+  """(uniforms, params) of 2000 examples of `spec`, checked alike in numpy
+  and JAX, and their first columns equal to those of the spec `before`
+  (whose stream a new knob must leave unchanged)."""
+  u = np.random.default_rng(0).random((2000, spec.num_params),
+                                      dtype=np.float32)
+  p_np = photometric.params(u, spec, np)
+  p_jax = np.asarray(jax.jit(lambda u: photometric.params(u, spec, jnp))(u))
+  np.testing.assert_allclose(p_jax, p_np, rtol=1e-6)
+  n = before.num_params
+  np.testing.assert_array_equal(p_np[:, :n],
+                                photometric.params(u[:, :n], before, np))
+  return u, p_np
+
+
 def test_cast_shadow_params_are_drawn_after_the_others_and_in_range():
   # Without the knob the draws are the 7 of before, so other specs' streams
   # are unchanged; with it, 4 more.
   assert PHOTO.num_params == photometric.NUM_PARAMS == 7
   assert CAST.num_params == 11
-  u = np.random.default_rng(0).random((2000, CAST.num_params),
-                                      dtype=np.float32)
-  p_np = photometric.params(u, CAST, np)
-  p_jax = np.asarray(jax.jit(lambda u: photometric.params(u, CAST, jnp))(u))
-  np.testing.assert_allclose(p_jax, p_np, rtol=1e-6)
-  np.testing.assert_array_equal(p_np[:, :7], photometric.params(u, PHOTO, np))
-  cx, cy, radius, depth = p_np[:, 7:].T
+  _, p = _params_after(CAST, PHOTO)
+  cx, cy, radius, depth = p[:, 7:].T
   assert np.abs(cx).max() <= 1 and np.abs(cy).max() <= 1
   assert radius.min() >= 0.2 and radius.max() <= 0.6
   assert depth.min() >= 0 and depth.max() <= 0.7
@@ -175,21 +185,14 @@ def test_cast_shadow_params_are_drawn_after_the_others_and_in_range():
 def test_local_gamma_params_are_drawn_last_and_in_range():
   # 9 log-exponents after the cast shadow's draws (or after the first 7
   # without it): every other spec's stream is unchanged.
-  assert GAMMA.num_params == 20
   alone = dataclasses.replace(GAMMA, cast_shadow=0.0)
-  assert alone.num_params == 16
-  u = np.random.default_rng(0).random((2000, GAMMA.num_params),
-                                      dtype=np.float32)
-  p_np = photometric.params(u, GAMMA, np)
-  p_jax = np.asarray(jax.jit(lambda u: photometric.params(u, GAMMA, jnp))(u))
-  np.testing.assert_allclose(p_jax, p_np, rtol=1e-6)
-  np.testing.assert_array_equal(p_np[:, :11],
-                                photometric.params(u[:, :11], CAST, np))
-  np.testing.assert_allclose(p_np[:, 11:], (2 * u[:, 11:] - 1) * 0.8,
-                             rtol=1e-6)
-  assert np.abs(p_np[:, 11:]).max() <= 0.8
-  np.testing.assert_allclose(photometric.params(u[:, :16], alone, np)[:, 7:],
-                             (2 * u[:, 7:16] - 1) * 0.8, rtol=1e-6)
+  assert GAMMA.num_params == 20 and alone.num_params == 16
+  for spec, before in ((GAMMA, CAST), (alone, PHOTO)):
+    u, p = _params_after(spec, before)
+    first = before.num_params
+    np.testing.assert_allclose(p[:, first:], (2 * u[:, first:] - 1) * 0.8,
+                               rtol=1e-6)
+    assert np.abs(p[:, first:]).max() <= 0.8
 
 
 def test_the_local_gamma_is_bilinear_between_its_nodes():
