@@ -8,6 +8,7 @@ import jax
 import numpy as np
 import pytest
 
+from f2s import datasets
 from f2s.training import checkpoints, loop
 
 
@@ -93,7 +94,10 @@ def test_eval_on_another_data_set_keeps_its_own_files(tmp_path, make_config,
   scored = loop.evaluate_checkpoint(config, str(tmp_path), test_source=other)
   directory = tmp_path / 'predictions' / 'cufsf_face_sketch' / '2'
   with open(directory / 'metrics.json') as f:
-    assert json.load(f)['ssim'] == pytest.approx(scored['ssim'])
+    saved = json.load(f)
+  assert saved['ssim'] == pytest.approx(scored['ssim'])
+  # The data set's version, so that reproduce.py scores again after a change.
+  assert saved['data_version'] == datasets.code_version('cufsf_face_sketch')
   assert len(list(directory.glob('*.png'))) == 3
   assert (tmp_path / 'samples' / 'cufsf_face_sketch_step_000002.png').exists()
   with open(tmp_path / 'metrics.jsonl') as f:
