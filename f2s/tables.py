@@ -215,6 +215,9 @@ TABLES: Mapping[str, tuple[Row, ...]] = {
         _casq_gan_drawn('cuhk_standard', 'casq_gan_drawn_cast_style5',
                         {'data.photometric.cast_shadow': 0.6,
                          'loss.terms.style': 5.0}),
+        _casq_gan_drawn('cuhk_standard', 'casq_gan_drawn_cast_style20',
+                        {'data.photometric.cast_shadow': 0.6,
+                         'loss.terms.style': 20.0}),
         # FERET's blond hair and pale faces drawn light: a gamma varying
         # across the photo (f2s.data.photometric.local_gamma).
         _casq_gan_drawn('cuhk_standard', 'casq_gan_drawn_cast_lgamma',
@@ -261,8 +264,8 @@ TABLE_DESCRIPTIONS = {
                  'of 2e-4; _adv03: the adversarial term\'s weight 0.3 '
                  'instead of 0.1; _cast: a cast shadow (a soft blob '
                  'darkening the photo by up to 0.6) added to the '
-                 'photometric augmentation; _style5: '
-                 'that with the style term at weight 5; _lgamma: that '
+                 'photometric augmentation; _style5, _style20: '
+                 'that with the style term at weight 5 or 20; _lgamma: that '
                  'with a gamma varying smoothly across the photo (3x3 '
                  'log-exponents up to 1.2).'),
     'ablation': ('CASQ\'s parts on the study protocol at one recipe: '
