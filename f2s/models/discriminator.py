@@ -8,6 +8,8 @@ import jax.numpy as jnp
 
 # The collection of the spectral norm's power-iteration vectors.
 SPECTRAL_COLLECTION = 'batch_stats'
+# What a config saved before `gan.spectral_norm` existed trained with.
+LEGACY_SPECTRAL_NORM = True
 
 
 class PatchDiscriminator(nn.Module):

@@ -30,6 +30,7 @@ from etils import epath
 from orbax.checkpoint import checkpoint_managers as ocm
 
 from f2s import models
+from f2s.models.discriminator import LEGACY_SPECTRAL_NORM
 from f2s.training.state import TrainState
 
 CONFIG_FILE = 'config.json'
@@ -115,7 +116,7 @@ def _discriminator(config: Mapping[str, Any]
   if (_lookup(config, 'gan.weight') or 0) > 0:
     spectral = _lookup(config, 'gan.spectral_norm')
     return (list(_lookup(config, 'gan.features')),
-            True if spectral is None else spectral)
+            LEGACY_SPECTRAL_NORM if spectral is None else spectral)
   return None
 
 

@@ -10,7 +10,7 @@ import optax
 from flax import linen as nn
 
 from f2s.models import CODEBOOK_RNG, SAMPLE_RNG
-from f2s.models.discriminator import PatchDiscriminator
+from f2s.models.discriminator import LEGACY_SPECTRAL_NORM, PatchDiscriminator
 
 PyTree = Any
 
@@ -45,9 +45,10 @@ def adversarial(config: ml_collections.ConfigDict) -> bool:
 
 
 def make_discriminator(gan: ml_collections.ConfigDict) -> PatchDiscriminator:
-  # Configs saved before gan.spectral_norm existed had it on.
-  return PatchDiscriminator(features=tuple(gan.features),
-                            spectral_norm=gan.get('spectral_norm', True))
+  """The PatchGAN discriminator of config.gan."""
+  return PatchDiscriminator(
+      features=tuple(gan.features),
+      spectral_norm=gan.get('spectral_norm', LEGACY_SPECTRAL_NORM))
 
 
 def make_disc_optimizer(
