@@ -108,13 +108,12 @@ def test_warp_outside_the_image_repeats_its_nearest_edge_pixel():
   centres = np.stack([cols.ravel() + 0.5, rows.ravel() + 0.5], -1)
   source = align.apply(align.invert(to_crop), centres).reshape(250, 200, 2)
   # Bicubic taps reach 2 pixels: farther out, every tap is one edge pixel.
-  outside = ((source[..., 0] < -2) | (source[..., 0] > 52)
-             | (source[..., 1] < -2) | (source[..., 1] > 42))
+  far_x = (source[..., 0] < -2) | (source[..., 0] > 52)
+  far_y = (source[..., 1] < -2) | (source[..., 1] > 42)
+  outside = far_x | far_y
   assert 1000 < outside.sum() < outside.size - 1000
   nearest_x = np.clip(np.floor(source[..., 0]), 0, 49)
   nearest_y = np.clip(np.floor(source[..., 1]), 0, 39)
-  far_x = (source[..., 0] < -2) | (source[..., 0] > 52)
-  far_y = (source[..., 1] < -2) | (source[..., 1] > 42)
   # One PIL rounding step of error at most.
   np.testing.assert_allclose(crop[far_x, 0], 50 + 4 * nearest_x[far_x],
                              atol=1)
