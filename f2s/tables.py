@@ -137,6 +137,10 @@ def _casq_gan_drawn(preset: str, name: str = 'casq_gan_drawn',
              settings=tuple(settings.items()))
 
 
+# drawn_cast's change to drawn, which the rows after it build on.
+_CAST = {'data.photometric.cast_shadow': 0.6}
+
+
 def _casq_unet_ssim3_grey(preset: str) -> Row:
   """casq_gan_plain_ssim's network without its discriminator (which adds
   nothing measurable in 300 steps), the SSIM term at weight 3 and one grey
@@ -208,21 +212,17 @@ TABLES: Mapping[str, tuple[Row, ...]] = {
                         {'gan.weight': 0.3}),
         # FERET photos' cast shadows, drawn as dark bands: a cast-shadow
         # augmentation (f2s.data.photometric).
-        _casq_gan_drawn('cuhk_standard', 'casq_gan_drawn_cast',
-                        {'data.photometric.cast_shadow': 0.6}),
+        _casq_gan_drawn('cuhk_standard', 'casq_gan_drawn_cast', _CAST),
         # LPIPS-Alex rewards the artist's paper and pencil texture (README,
         # "Beyond CUHK"): does a 5x style (Gram) term draw it?
         _casq_gan_drawn('cuhk_standard', 'casq_gan_drawn_cast_style5',
-                        {'data.photometric.cast_shadow': 0.6,
-                         'loss.terms.style': 5.0}),
+                        {**_CAST, 'loss.terms.style': 5.0}),
         _casq_gan_drawn('cuhk_standard', 'casq_gan_drawn_cast_style20',
-                        {'data.photometric.cast_shadow': 0.6,
-                         'loss.terms.style': 20.0}),
+                        {**_CAST, 'loss.terms.style': 20.0}),
         # FERET's blond hair and pale faces drawn light: a gamma varying
         # across the photo (f2s.data.photometric.local_gamma).
         _casq_gan_drawn('cuhk_standard', 'casq_gan_drawn_cast_lgamma',
-                        {'data.photometric.cast_shadow': 0.6,
-                         'data.photometric.local_gamma': 1.2}),),
+                        {**_CAST, 'data.photometric.local_gamma': 1.2}),),
     'ablation': (
         Row('casq_paper', 'casq', 'paper', 'cuhk_casq', 'f2s'),
         Row('casq_paper_no_attention', 'casq', 'paper', 'cuhk_casq', 'f2s',

@@ -158,10 +158,14 @@ def _blur_axis(x: Any, sigma: Any, radius: int, axis: int, xp: Any) -> Any:
   return out
 
 
+def _coords(n: int) -> np.ndarray:
+  """n pixel coordinates spanning [-1, 1] along one axis."""
+  return np.linspace(-1, 1, n, dtype=np.float32)
+
+
 def _grid(h: int, w: int) -> tuple[np.ndarray, np.ndarray]:
   """Row and column coordinates in [-1, 1], shaped (1, H, 1) and (1, 1, W)."""
-  return (np.linspace(-1, 1, h, dtype=np.float32)[None, :, None],
-          np.linspace(-1, 1, w, dtype=np.float32)[None, None, :])
+  return _coords(h)[None, :, None], _coords(w)[None, None, :]
 
 
 def _shadow_ramp(h: int, w: int, angle: Any, xp: Any) -> Any:
@@ -186,8 +190,8 @@ def _cast_shadow_blob(h: int, w: int, p: Any, xp: Any) -> Any:
 def _hat_weights(n: int) -> np.ndarray:
   """(n, _GAMMA_GRID) bilinear weights of the grid nodes at -1, 0, 1 for n
   coordinates spanning [-1, 1]."""
-  coords = np.linspace(-1, 1, n, dtype=np.float32)[:, None]
-  nodes = np.linspace(-1, 1, _GAMMA_GRID, dtype=np.float32)[None, :]
+  coords = _coords(n)[:, None]
+  nodes = _coords(_GAMMA_GRID)[None, :]
   spacing = np.float32(2 / (_GAMMA_GRID - 1))
   return np.maximum(0, 1 - np.abs(coords - nodes) / spacing)
 
