@@ -74,7 +74,8 @@ def sketch_function(trained: pretrained.TrainedModel
   variables as constants: `Sketcher`'s function."""
   config = export_config(trained.config)
   spec = preprocess.spec_from_config(config.data)
-  model = models.build_model(config.model, spec.sketch_shape)
+  model = models.build_model(config.model, spec.sketch_shape,
+                             value_range=spec.value_range)
   # Arrays, not numpy: the quantizer indexes its codebook with a tracer.
   variables = jax.device_put(trained.variables)
   # Sketcher's keys; with train=False nothing is sampled.

@@ -36,3 +36,10 @@ def to_unit(x: Any, value_range: str) -> Any:
   """Maps a NumPy or JAX image from the value range to [0, 1]."""
   check(value_range)
   return x if value_range == 'unit' else (x + 1.0) / 2.0
+
+
+def from_unit(x: Any, value_range: str) -> Any:
+  """Maps a NumPy or JAX image from [0, 1] to the value range (to_unit's
+  inverse)."""
+  check(value_range)
+  return x if value_range == 'unit' else x * 2.0 - 1.0

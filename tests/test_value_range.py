@@ -15,6 +15,8 @@ def test_uint8_maps_onto_the_range_and_back_to_unit(name, low, high):
   np.testing.assert_allclose(scaled[[0, 2]], [low, high], atol=1e-6)
   np.testing.assert_allclose(value_range.to_unit(jnp.asarray(scaled), name),
                              x / 255, atol=1e-6)
+  np.testing.assert_allclose(value_range.from_unit(x / 255, name), scaled,
+                             atol=1e-6)
 
 
 def test_in_place_reuses_the_buffer():
@@ -28,3 +30,5 @@ def test_unknown_range_is_named():
     value_range.to_unit(np.zeros(2), 'bytes')
   with pytest.raises(ValueError, match="value_range='bytes'"):
     value_range.from_uint8(np.zeros(2, np.uint8), 'bytes')
+  with pytest.raises(ValueError, match="value_range='bytes'"):
+    value_range.from_unit(np.zeros(2), 'bytes')

@@ -12,16 +12,18 @@ from typing import Any
 import flax.linen as nn
 import ml_collections
 
+from f2s import value_range as value_range_lib
 from f2s.models.attention import SelfAttention
 from f2s.models.casq import CASQ
 from f2s.models.dae import ConvDAE, DenseDAE
+from f2s.models.exposure import ExposureInput
 from f2s.models.grey import GreyInput, GreyOutput
 from f2s.models.quantizers import (CODEBOOK_RNG, VQ_COLLECTION, VectorQuantizer,
                                    VectorQuantizerEMA, VQOutput)
 from f2s.models.vae import SAMPLE_RNG, ConvVAE, DenseVAE
 
 __all__ = ['build_model', 'check_config', 'default_config', 'VARIANTS', 'CASQ', 'ConvDAE', 'DenseDAE',
-           'GreyInput', 'GreyOutput', 'ConvVAE', 'DenseVAE', 'SelfAttention', 'VectorQuantizer',
+           'ExposureInput', 'GreyInput', 'GreyOutput', 'ConvVAE', 'DenseVAE', 'SelfAttention', 'VectorQuantizer',
            'VectorQuantizerEMA', 'VQOutput', 'VQ_COLLECTION', 'SAMPLE_RNG', 'CODEBOOK_RNG']
 
 _CASQ_QUANTIZER = dict(quantizer='ema', commitment_cost=0.25, decay=0.99, epsilon=1e-5)
@@ -56,8 +58,10 @@ _DEFAULTS: dict[tuple[str, str], tuple[type[nn.Module], dict[str, Any]]] = {
 
 # Knobs of every model, applied by build_model around the module.
 # grey_output: draw one channel and repeat it to the sketch's (GreyOutput);
-# grey_input: see the photo's luma alone (GreyInput).
-_COMMON_KNOBS: dict[str, Any] = dict(grey_output=False, grey_input=False)
+# grey_input: see the photo's luma alone (GreyInput); face_exposure: if not
+# 0, the face's mean luma the photo is scaled to (ExposureInput).
+_COMMON_KNOBS: dict[str, Any] = dict(grey_output=False, grey_input=False,
+                                     face_exposure=0.0)
 
 VARIANTS: dict[str, tuple[str, ...]] = {}
 for _name, _variant in _DEFAULTS:
@@ -88,7 +92,8 @@ def check_config(config: ml_collections.ConfigDict
 
   Knobs missing from `config` take the variant's defaults; an unknown model,
   variant or knob raises ValueError naming it. The common knobs
-  (`grey_output`, `grey_input`) are not among the keyword arguments.
+  (`grey_output`, `grey_input`, `face_exposure`) are not among the keyword
+  arguments.
   """
   if 'name' not in config or 'variant' not in config:
     raise ValueError(f'config.model needs keys "name" and "variant", got {sorted(config)}.')
@@ -104,13 +109,16 @@ def check_config(config: ml_collections.ConfigDict
 
 
 def build_model(config: ml_collections.ConfigDict, out_shape: tuple[int, int, int],
-                axis_name: str | None = None) -> nn.Module:
+                axis_name: str | None = None,
+                value_range: str | None = None) -> nn.Module:
   """The Flax module described by `config` (= `config.model`), see `check_config`.
 
   `axis_name` is used by the EMA quantizer (psum over data-parallel replicas)
   and ignored by models without state. With `grey_output`, the module draws
   one channel and GreyOutput repeats it to `out_shape`'s; with `grey_input`,
-  GreyInput (outermost) gives it the photo's luma.
+  GreyInput gives it the photo's luma; with `face_exposure`, ExposureInput
+  (outermost) scales the photo first, in `value_range` (config.data's, which
+  it then needs).
   """
   cls, kwargs = check_config(config)
   if len(out_shape) != 3:
@@ -127,4 +135,16 @@ def build_model(config: ml_collections.ConfigDict, out_shape: tuple[int, int, in
     model = cls(out_shape=out_shape, **kwargs)
   if config.get('grey_input', _COMMON_KNOBS['grey_input']):
     model = GreyInput(model)
+  exposure = config.get('face_exposure', _COMMON_KNOBS['face_exposure'])
+  if exposure:
+    if (isinstance(exposure, bool) or not isinstance(exposure, (int, float))
+        or not 0 < exposure <= 1):
+      raise ValueError(f'config.model.face_exposure={exposure!r}: expected 0 '
+                       '(off) or a mean luma in (0, 1].')
+    if value_range is None:
+      raise ValueError('config.model.face_exposure needs the data\'s value '
+                       'range: pass build_model(value_range=...).')
+    value_range_lib.check(value_range)
+    model = ExposureInput(model, target=float(exposure),
+                          value_range=value_range)
   return model

@@ -50,7 +50,8 @@ class TrainedModel:
     return preprocess.spec_from_config(self.config.data).sketch_shape
 
   def build(self) -> nn.Module:
-    return models.build_model(self.config.model, self.out_shape)
+    return models.build_model(self.config.model, self.out_shape,
+                              value_range=self.config.data.value_range)
 
 
 def available() -> list[str]:
@@ -175,8 +176,9 @@ def load_run(workdir: str, step: int | None = None) -> tuple[TrainedModel, int]:
                      '(train first: python -m f2s.main --workdir=...)')
   config = _read_config(os.path.join(workdir, checkpoints.CONFIG_FILE),
                         f'--workdir {workdir}')
-  shape = preprocess.spec_from_config(config.data).sketch_shape
-  model = models.build_model(config.model, shape)
+  spec = preprocess.spec_from_config(config.data)
+  shape = spec.sketch_shape
+  model = models.build_model(config.model, shape, value_range=spec.value_range)
   abstract = jax.eval_shape(lambda: state_lib.initial_state(
       state_lib.make_train_parts(config), model, (1, *shape[:2], 3), shape[-1],
       config.seed))

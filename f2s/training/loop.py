@@ -99,7 +99,8 @@ def build_experiment(config: ml_collections.ConfigDict,
   mesh = sharding.make_mesh()
   spec = preprocess.spec_from_config(config.data)
   out_shape = spec.sketch_shape
-  model = models.build_model(config.model, out_shape, axis_name=sharding.AXIS)
+  model = models.build_model(config.model, out_shape, axis_name=sharding.AXIS,
+                             value_range=spec.value_range)
   # Jitted: the same values as eager initialisation, in about half the time
   # on CPU (eager init runs the whole forward pass op by op).
   parts = state_lib.make_train_parts(config)
