@@ -132,7 +132,8 @@ def bench_jax(name: str, preset: str, batch_size: int | None, warmup: int,
   spec = preprocess.spec_from_config(config.data)
   out_shape = spec.sketch_shape
   mesh = sharding.make_mesh()
-  model = models.build_model(config.model, out_shape, axis_name=sharding.AXIS)
+  model = models.build_model(config.model, out_shape, axis_name=sharding.AXIS,
+                             value_range=spec.value_range)
   parts = state_lib.make_train_parts(config)
   state = sharding.replicate(state_lib.initial_state(
       parts, model, (1, *out_shape[:2], 3), out_shape[-1], config.seed), mesh)
