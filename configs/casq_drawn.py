@@ -12,12 +12,8 @@ keeps its seconds-long one. Other presets: :cuhk_casq | :synthetic | :tiny.
 """
 import ml_collections
 
-from f2s import config_lib, tables
+from f2s import tables
 
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
-  config = config_lib.apply_recipe(
-      config_lib.model_config('casq', 'gan', arg), 'drawn')
-  if config_lib.parse_arg(arg)[0] != 'tiny':
-    config_lib.set_knobs(config, tables.RECIPES['f2s'])
-  return config
+  return tables.shipped_recipe_config('drawn', arg)

@@ -228,6 +228,11 @@ RECIPES = {
 # shipped casq_drawn_cuhk's (3 seeds: the standard table's casq_gan_drawn).
 RECIPES['drawn'] = {**RECIPES['perceptual_photometric'],
                     'loss.terms.perceptual': 0.3, 'loss.terms.fsim': 2.0}
+# drawn with a cast-shadow augmentation and each photo scaled to CUHK's face
+# exposure (f2s.models.exposure): the shipped casq_exposed_cuhk's (3 seeds:
+# the standard table's casq_gan_drawn_cast_exposure).
+RECIPES['exposed'] = {**RECIPES['drawn'], 'data.photometric.cast_shadow': 0.6,
+                      'model.face_exposure': 0.75}
 
 
 def apply_recipe(config: ml_collections.ConfigDict,

@@ -22,6 +22,8 @@ import dataclasses
 from collections.abc import Mapping
 from typing import Any
 
+import ml_collections
+
 from f2s import config_lib
 
 STUDY_REFERENCE = {  # the CASQ study's table (150/38 split, RGB 200x200)
@@ -137,8 +139,10 @@ def _casq_gan_drawn(preset: str, name: str = 'casq_gan_drawn',
              settings=tuple(settings.items()))
 
 
-# drawn_cast's change to drawn, which the rows after it build on.
+# drawn_cast's change to drawn, which the rows after it build on, and the
+# face exposure that the exposed recipe adds to it.
 _CAST = {'data.photometric.cast_shadow': 0.6}
+_EXPOSED = config_lib.RECIPES['exposed']
 
 
 def _casq_unet_ssim3_grey(preset: str) -> Row:
@@ -232,8 +236,15 @@ TABLES: Mapping[str, tuple[Row, ...]] = {
         # against 0.75) and drawn as dark smudges: every photo scaled to
         # CUHK's face exposure, in training and sketching alike
         # (f2s.models.exposure).
+        # (config_lib.RECIPES['exposed']: the shipped casq_exposed_cuhk's.)
         _casq_gan_drawn('cuhk_standard', 'casq_gan_drawn_cast_exposure',
-                        {**_CAST, 'model.face_exposure': 0.75}),),
+                        _EXPOSED),
+        # That with _600_vgg5's two changes.
+        _casq_gan_drawn('cuhk_standard',
+                        'casq_gan_drawn_cast_exposure_600_vgg5',
+                        {**_EXPOSED,
+                         'train.num_steps': 600, 'eval.every_steps': 600,
+                         'loss.perceptual_layers': 5}),),
     'ablation': (
         Row('casq_paper', 'casq', 'paper', 'cuhk_casq', 'f2s'),
         Row('casq_paper_no_attention', 'casq', 'paper', 'cuhk_casq', 'f2s',
@@ -281,7 +292,8 @@ TABLE_DESCRIPTIONS = {
                  'log-exponents up to 1.2); _cast_exposure: _cast with each '
                  'photo scaled so that its face\'s mean luma is 0.75, '
                  'CUHK\'s (model.face_exposure); _600_vgg5: drawn for 600 '
-                 'steps with all five VGG16 taps.'),
+                 'steps with all five VGG16 taps; _cast_exposure_600_vgg5: '
+                 'both.'),
     'ablation': ('CASQ\'s parts on the study protocol at one recipe: '
                  'attention, the quantizer (none = a plain 1x1 bottleneck), '
                  'EMA vs plain VQ, and the conv DAE.'),
@@ -300,6 +312,18 @@ GENERALISATION_DESCRIPTION = (
     '(250x200 grey). Baselines on the same crops: grey_photo, the photo '
     'itself in grey; mean_sketch, the mean of the aligned artist sketches '
     'for every photo. Shipped models: as f2s.sketch draws with them.')
+
+
+def shipped_recipe_config(recipe: str, arg: str | None
+                          ) -> ml_collections.ConfigDict:
+  """casq/gan under preset `arg` with config_lib.RECIPES[recipe] and the
+  standard table's schedule (RECIPES['f2s']; :tiny keeps its seconds-long
+  one): a shipped model's config file in one call."""
+  config = config_lib.apply_recipe(
+      config_lib.model_config('casq', 'gan', arg), recipe)
+  if config_lib.parse_arg(arg)[0] != 'tiny':
+    config_lib.set_knobs(config, RECIPES['f2s'])
+  return config
 
 
 def find_row(table: str, name: str) -> Row:

@@ -111,15 +111,21 @@ def test_recipe_config_is_the_gan_variant_with_its_knobs(load_config, arg,
     config_lib.apply_recipe(config, 'sharp')
 
 
-def test_drawn_config_is_the_standard_tables_row(load_config):
+@pytest.mark.parametrize('config_name,row_name', [
+    ('casq_drawn', 'casq_gan_drawn'),
+    ('casq_exposed', 'casq_gan_drawn_cast_exposure')])
+def test_shipped_recipe_config_is_the_standard_tables_row(
+    load_config, config_name, row_name):
   """configs/casq_drawn.py:cuhk_standard trains exactly what the standard
-  table's casq_gan_drawn row (the shipped casq_drawn_cuhk's) runs."""
-  row = tables.find_row('standard', 'casq_gan_drawn')
+  table's casq_gan_drawn row (the shipped casq_drawn_cuhk's) runs, and
+  configs/casq_exposed.py what casq_gan_drawn_cast_exposure (the shipped
+  casq_exposed_cuhk's) runs."""
+  row = tables.find_row('standard', row_name)
   expected = config_lib.set_knobs(
       load_config(*row.config_arg[len('configs/'):].split('.py:')),
       row.overrides)
-  assert load_config('casq_drawn', 'cuhk_standard').to_dict() == (
+  assert load_config(config_name, 'cuhk_standard').to_dict() == (
       expected.to_dict())
   # :tiny keeps its own short schedule.
-  assert load_config('casq_drawn').train.num_steps == (
+  assert load_config(config_name).train.num_steps == (
       load_config('casq_gan').train.num_steps)

@@ -16,7 +16,8 @@ def _set(config, key, value):
 
 
 @pytest.mark.parametrize('name', ['dae', 'vae', 'casq', 'casq_gan',
-                                  'casq_perceptual', 'casq_drawn'])
+                                  'casq_perceptual', 'casq_drawn',
+                                  'casq_exposed'])
 def test_shipped_tiny_configs_pass(load_config, name):
   validate_config(load_config(name), device_count=2, process_count=2)
 
