@@ -164,13 +164,14 @@ class Models:
 
 def model_loaders(model: str | None, workdir: str | None
                   ) -> dict[str, Callable[[], pretrained.TrainedModel]]:
-  """The choice: the starting model first (--workdir's run or --model),
-  then the other shipped models."""
+  """The choice: the starting model first (--workdir's run, --model, or
+  f2s.sketch's default), then the other shipped models."""
   loaders = {}
   if workdir is not None:
     loaders[RUN_PREFIX + workdir] = lambda: sketch.load_model(None, workdir)
-  elif model is not None:
-    loaders[model] = lambda: sketch.load_model(model, None)
+  else:
+    loaders[model or pretrained.DEFAULT] = lambda: sketch.load_model(model,
+                                                                     None)
   for name in pretrained.available():
     loaders.setdefault(name, lambda name=name: pretrained.load(name))
   return loaders
