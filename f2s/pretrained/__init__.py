@@ -50,8 +50,9 @@ class TrainedModel:
     return preprocess.spec_from_config(self.config.data).sketch_shape
 
   def build(self) -> nn.Module:
-    return models.build_model(self.config.model, self.out_shape,
-                              value_range=self.config.data.value_range)
+    spec = preprocess.spec_from_config(self.config.data)
+    return models.build_model(self.config.model, spec.sketch_shape,
+                              value_range=spec.value_range)
 
 
 def available() -> list[str]:

@@ -30,6 +30,12 @@ def _face_luma_numpy(photo01: np.ndarray) -> np.ndarray:
   return (photo01[:, rows, cols] @ LUMA.astype(np.float64)).mean(axis=(1, 2))
 
 
+# A float32 mean of the face box's n = 130 x 90 lumas is within n 2^-24
+# (7e-4) of the exact mean, relatively: the bound on the gain's error. A
+# wrong box or a missing gain would be off by tens of percent.
+_MEAN_RTOL = 130 * 90 * 2.0 ** -24
+
+
 def _photos(seed: int, scale: float) -> np.ndarray:
   """float32 (2, 250, 200, 3) photos in [0, scale]."""
   rng = np.random.default_rng(seed)
@@ -45,40 +51,47 @@ def test_face_box_is_the_cuhk_frames_face():
 def test_dark_photo_is_scaled_to_the_target():
   """A photo whose brightest pixel stays below 1 after the gain: every pixel
   is multiplied by one number per photo, and the face's mean luma becomes
-  the target. The gain divides by a float32 sum of n = 130 x 90 lumas, whose
-  rounding error is bounded by n 2^-24 (7e-4) relative; a wrong box or a
-  missing gain would be off by tens of percent."""
+  the target, to _MEAN_RTOL. Each pixel's gain (read back in float64) is
+  one float32 product away from its photo's: within 2^-23 of their mean,
+  relatively."""
   photo = _photos(0, 0.25)  # face luma ~0.125: gain ~3.2, max 0.8
   photo[1] *= 0.5  # a second, darker photo gets its own gain
   seen, _ = ExposureInput(_Seen(), target=0.4, value_range='unit').apply(
       {}, jnp.asarray(photo))
   seen = np.asarray(seen)
-  rtol = 130 * 90 * 2.0 ** -24
-  np.testing.assert_allclose(_face_luma_numpy(seen), [0.4, 0.4], rtol=rtol)
-  gains = seen / photo
+  np.testing.assert_allclose(_face_luma_numpy(seen), [0.4, 0.4],
+                             rtol=_MEAN_RTOL)
+  gains = seen.astype(np.float64) / photo
   for i in range(2):
-    np.testing.assert_allclose(gains[i], gains[i].mean(), rtol=1e-6)
-  assert gains[1].mean() == pytest.approx(2 * gains[0].mean(), rel=2 * rtol)
+    np.testing.assert_allclose(gains[i], gains[i].mean(), rtol=2.0 ** -23)
+  assert gains[1].mean() == pytest.approx(2 * gains[0].mean(),
+                                          rel=2 * _MEAN_RTOL)
 
 
 def test_bright_pixels_clip_and_exposure_is_undone():
   """The model sees the same photo however it was exposed, up to clipping
-  (here none: both versions map below 1)."""
+  (here none: both versions map below 1). Halving is exact in float32 and
+  commutes with every rounding of the gain's sums and products, so the two
+  exposed photos are bit-identical."""
   photo = _photos(1, 0.4)
   model = ExposureInput(_Seen(), target=0.75, value_range='unit')
   a, _ = model.apply({}, jnp.asarray(photo))
-  b, _ = model.apply({}, jnp.asarray(photo * 0.6))
-  np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+  b, _ = model.apply({}, jnp.asarray(photo * np.float32(0.5)))
+  np.testing.assert_array_equal(a, b)
   bright, _ = model.apply({}, jnp.asarray(_photos(2, 1.0)))
   assert float(bright.max()) == 1.0 and float(bright.min()) >= 0
 
 
 def test_symmetric_range_scales_the_same_image():
+  """The two ranges' photos differ by a rounding per pixel, so their face
+  means each carry their own rounding (_MEAN_RTOL): the exposed pixels, at
+  most 1, agree to twice that, plus a few float32 steps of the range maps."""
   photo = _photos(3, 0.3)
   unit, _ = ExposureInput(_Seen(), 0.75, 'unit').apply({}, jnp.asarray(photo))
   symmetric, _ = ExposureInput(_Seen(), 0.75, 'symmetric').apply(
       {}, jnp.asarray(photo * 2 - 1))
-  np.testing.assert_allclose((np.asarray(symmetric) + 1) / 2, unit, atol=1e-6)
+  np.testing.assert_allclose((np.asarray(symmetric) + 1) / 2, unit,
+                             atol=2 * _MEAN_RTOL + 2.0 ** -21)
 
 
 def test_black_photo_stays_black():
@@ -96,11 +109,11 @@ def test_build_model_wraps_outermost(make_rngs):
   photo = jax.random.uniform(jax.random.key(0), (2, 32, 32, 3)) * 0.3
   variables = jax.jit(model.init)(make_rngs(), photo)
   logits, _ = jax.jit(model.apply)(variables, photo, rngs=make_rngs(1))
-  # The inner model's variables, unchanged in shape: an exposed model's
-  # checkpoint is a plain one's under 'model'.
+  # Twice the exposure (exact in float32, as is every rounding of the gain
+  # on it) reaches the network as the same photo: the same logits.
   again, _ = jax.jit(model.apply)(variables, photo * 2, rngs=make_rngs(1))
   assert logits.shape == (2, 32, 32, 1)
-  np.testing.assert_allclose(logits, again, rtol=1e-4, atol=1e-4)
+  np.testing.assert_array_equal(logits, again)
 
 
 @pytest.mark.parametrize('value', [1.5, -0.1])
