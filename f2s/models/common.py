@@ -17,3 +17,10 @@ def check_io(photo: jax.Array, out_shape: tuple[int, int, int], levels: int,
   if h % f or w % f:
     raise ValueError(f'{model}: photo spatial shape {(h, w)} must be divisible by '
                      f'{f} (2**{levels} pooling levels).')
+
+
+def check_rgb(photo: jax.Array, model: str) -> None:
+  """Raise ValueError naming `model` unless `photo`'s last axis is RGB."""
+  if photo.shape[-1] != 3:
+    raise ValueError(f'{model}: the photo has {photo.shape[-1]} channels, '
+                     'expected 3 (RGB).')

@@ -15,6 +15,7 @@ import jax
 import jax.numpy as jnp
 
 from f2s import value_range as value_range_lib
+from f2s.models.common import check_rgb
 from f2s.models.grey import LUMA
 
 # The face's rows and columns, as fractions of the input frame (the CUHK
@@ -42,9 +43,7 @@ class ExposureInput(nn.Module):
   value_range: str
 
   def __call__(self, photo: jax.Array, **kwargs) -> tuple[jax.Array, dict]:
-    if photo.shape[-1] != 3:
-      raise ValueError(f'ExposureInput: the photo has {photo.shape[-1]} '
-                       'channels, expected 3 (RGB).')
+    check_rgb(photo, 'ExposureInput')
     photo01 = value_range_lib.to_unit(photo, self.value_range)
     gain = self.target / jnp.maximum(face_luma(photo01), _MIN_LUMA)
     exposed = jnp.clip(photo01 * gain[:, None, None, None], 0, 1)

@@ -15,6 +15,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from f2s.models.common import check_rgb
+
 # ITU-R 601 luma, as PIL's convert('L') (and f2s.data.photometric's grey).
 LUMA = np.array([0.299, 0.587, 0.114], np.float32)
 
@@ -39,8 +41,6 @@ class GreyInput(nn.Module):
   model: nn.Module
 
   def __call__(self, photo: jax.Array, **kwargs) -> tuple[jax.Array, dict]:
-    if photo.shape[-1] != 3:
-      raise ValueError(f'GreyInput: the photo has {photo.shape[-1]} channels, '
-                       'expected 3 (RGB).')
+    check_rgb(photo, 'GreyInput')
     luma = photo @ jnp.asarray(LUMA, photo.dtype)
     return self.model(jnp.repeat(luma[..., None], 3, axis=-1), **kwargs)

@@ -1,12 +1,13 @@
 """check_io: photos must be (B, H, W, 3), match out_shape and divide by the
-pooling factor; every model calls it."""
+pooling factor; every model calls it. check_rgb: the input wrappers' RGB
+check."""
 
 import jax
 import jax.numpy as jnp
 import pytest
 
 from f2s.models import VARIANTS, build_model, default_config
-from f2s.models.common import check_io
+from f2s.models.common import check_io, check_rgb
 
 
 def test_accepts_a_matching_photo():
@@ -23,6 +24,13 @@ def test_accepts_a_matching_photo():
 def test_bad_photos_are_named(shape, levels, match):
   with pytest.raises(ValueError, match=match):
     check_io(jnp.zeros(shape), (16, 8, 1), levels, 'M')
+
+
+def test_check_rgb_names_the_model_and_the_channels():
+  check_rgb(jnp.zeros((1, 4, 4, 3)), 'M')
+  with pytest.raises(ValueError, match=r'M: the photo has 4 channels, '
+                                       r'expected 3 \(RGB\)'):
+    check_rgb(jnp.zeros((1, 4, 4, 4)), 'M')
 
 
 @pytest.mark.parametrize('name,variant', [

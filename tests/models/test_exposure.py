@@ -132,3 +132,10 @@ def test_value_range_is_needed_and_checked():
     build_model(config, (16, 16, 1))
   with pytest.raises(ValueError, match='value_range'):
     build_model(config, (16, 16, 1), value_range='percent')
+
+
+def test_grey_photo_is_refused_by_name():
+  with pytest.raises(ValueError,
+                     match=r'ExposureInput: the photo has 1 channels, '
+                           r'expected 3 \(RGB\)'):
+    ExposureInput(_Seen(), 0.75, 'unit').apply({}, jnp.zeros((1, 8, 8, 1)))
