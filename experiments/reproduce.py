@@ -14,7 +14,10 @@ replaced by the Markdown table. `--collect` trains nothing: it scores the
 finished runs not yet scored and collects. `--rows=a,b` trains, scores and
 collects those rows alone: every other row keeps its entry of the committed
 experiments/results/<table>.json as it is (its runs need not be on disk).
-`--steps` shortens every run (a
+`--first_seed=K` trains and scores seeds K..N-1 alone (N = --seeds) and
+takes seeds 0..K-1 of the named rows from the committed JSON, which must
+hold them: a row's third seed added on another day or machine (each run
+keeps its device). `--steps` shortens every run (a
 quick check: such runs live in their own folders `seed<k>_steps<N>`, and
 their table goes to `<workdir>/<table>_steps<N>.{json,md}`, never to
 experiments/results or the README).
@@ -192,6 +195,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
   parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
   parser.add_argument('--table', required=True)
   parser.add_argument('--seeds', type=int, default=3)
+  parser.add_argument('--first_seed', type=int, default=0,
+                      help='train and score seeds from this one on; take '
+                      "the earlier ones of the named rows from the committed "
+                      'JSON')
   parser.add_argument('--steps', type=int, default=None)
   parser.add_argument('--rows', default=None,
                       help='comma-separated rows to train and collect; the '
@@ -220,6 +227,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.error(f'--seeds={args.seeds}: expected a positive integer')
   if args.steps is not None and args.steps < 1:
     parser.error(f'--steps={args.steps}: expected a positive integer')
+  if not 0 <= args.first_seed < args.seeds:
+    parser.error(f'--first_seed={args.first_seed}: expected 0 to '
+                 f'--seeds - 1 = {args.seeds - 1}')
+  if args.first_seed and (args.steps is not None or args.replace):
+    parser.error('--first_seed keeps committed seeds: it goes with neither '
+                 '--steps (whose tables are not committed) nor --replace')
   args.source = (tables.GENERALISATION_SOURCE
                  if args.table == tables.GENERALISATION else args.table)
   names = [r.name for r in tables.TABLES[args.source]]
@@ -267,18 +280,54 @@ def refuse_losses(table: str, new: dict[str, set[int]], why: str) -> None:
              'collecting, or --replace to write it anyway)')
 
 
-def keep_committed(result: dict, table: str, named: list[str]) -> dict:
-  """`result` with each row not in `named` replaced by its entry in the
-  committed experiments/results/<table>.json, where that has one (scored
-  rows, the baselines and shipped models, are always the new ones)."""
+def _committed_rows(table: str) -> dict[str, dict]:
+  """The trained rows of experiments/results/<table>.json, by name."""
   path = os.path.join(RESULTS_DIR, f'{table}.json')
   if not os.path.exists(path):
-    return result
-  committed = {r['row']: r for r in results.read_json(path)['rows']
-               if 'kind' not in r}
-  result['rows'] = [committed.get(r['row'], r)
-                    if 'kind' not in r and r['row'] not in named else r
-                    for r in result['rows']]
+    return {}
+  return {r['row']: r for r in results.read_json(path)['rows']
+          if 'kind' not in r}
+
+
+def check_first_seeds(table: str, named: list[str], first_seed: int) -> None:
+  """Stops, in one line, unless the committed JSON holds seeds
+  0..first_seed-1 of every named row (--first_seed takes them from it)."""
+  committed = _committed_rows(table)
+  missing = []
+  for name in named:
+    held = {run['seed'] for run in committed.get(name, {}).get('runs', [])}
+    lacking = sorted(set(range(first_seed)) - held)
+    if lacking:
+      missing.append(f'{name} (seeds {", ".join(map(str, lacking))})')
+  if missing:
+    sys.exit(f'error: --first_seed={first_seed} takes the earlier seeds from '
+             f'experiments/results/{table}.json, which lacks '
+             f'{"; ".join(missing)}; train them (a smaller --first_seed)')
+
+
+def keep_committed(result: dict, table: str, named: list[str],
+                   first_seed: int = 0) -> dict:
+  """`result` with each row not in `named` replaced by its entry in the
+  committed experiments/results/<table>.json, where that has one (scored
+  rows, the baselines and shipped models, are always the new ones); each
+  named row's runs are its committed runs of seeds < `first_seed` followed
+  by its collected runs of the others."""
+  committed = _committed_rows(table)
+  rows = []
+  for row in result['rows']:
+    if 'kind' in row:
+      rows.append(row)
+    elif row['row'] not in named:
+      rows.append(committed.get(row['row'], row))
+    elif first_seed:
+      runs = ([r for r in committed[row['row']]['runs']
+               if r['seed'] < first_seed]
+              + [r for r in row['runs'] if r['seed'] >= first_seed])
+      merged = {k: v for k, v in row.items() if k != 'status'}
+      rows.append({**merged, 'runs': runs, **results.summarise(runs)})
+    else:
+      rows.append(row)
+  result['rows'] = rows
   return result
 
 
@@ -315,10 +364,12 @@ def main(argv: list[str] | None = None) -> None:
         r.name: set(range(args.seeds)) if r.name in args.rows
         else held.get(r.name, set()) for r in tables.TABLES[args.source]},
                   f'collecting --seeds={args.seeds}')
+  if args.first_seed:
+    check_first_seeds(args.table, args.rows, args.first_seed)
   import jax
   cpu_only = jax.default_backend() == 'cpu'
   device = device_description()
-  for seed in range(args.seeds):
+  for seed in range(args.first_seed, args.seeds):
     for name in args.rows:
       row = tables.find_row(args.source, name)
       if row.needs_accelerator and cpu_only:
@@ -337,7 +388,7 @@ def main(argv: list[str] | None = None) -> None:
       args.table, args.workdir, args.seeds, args.steps, cpu_only,
       scored_rows(args.cufsf_dir, device) if general else [])
   if args.steps is None:
-    result = keep_committed(result, args.table, args.rows)
+    result = keep_committed(result, args.table, args.rows, args.first_seed)
   if checked:
     refuse_losses(args.table, results.seeds_by_row(result),
                   f'collecting the runs in {args.workdir}')

@@ -2,6 +2,7 @@
 and a killed reproduce.py takes its child run with it."""
 import importlib.util
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -149,6 +150,60 @@ def test_named_rows_are_collected_and_the_others_kept(checkout, fake_runs):
   assert 'dae_conv 3 -> 1 seeds (seeds 1, 2)' in message
   assert 'casq_paper' not in message
 
+
+
+def test_first_seed_adds_a_seed_to_the_committed_ones(checkout, fake_runs,
+                                                     fake_run):
+  """--first_seed=2 with dae_conv's seed 2 on disk: dae_conv keeps its
+  committed seeds 0 and 1, adds the new seed 2 and is summarised over the
+  three; its seeds 0 and 1 on disk (SSIM 0.9) are not read."""
+  reproduce, root = checkout
+  path = root / 'experiments' / 'results' / f'{TABLE}.json'
+  before = results.read_json(str(path))
+  fake_runs(root, [2], skip={(r.name, 2) for r in tables.TABLES[TABLE]
+                             if r.name != 'dae_conv'})
+  for seed in (0, 1):
+    fake_run(str(root / 'runs' / 'reproduce'), TABLE, 'dae_conv', seed, 0.9)
+  reproduce.main([f'--table={TABLE}', '--collect', '--rows=dae_conv',
+                  '--first_seed=2'])
+  after = results.read_json(str(path))
+  old = next(r for r in before['rows'] if r['row'] == 'dae_conv')
+  new = next(r for r in after['rows'] if r['row'] == 'dae_conv')
+  assert new['runs'][:2] == old['runs'][:2]
+  assert new['runs'][2]['seed'] == 2 and new['runs'][2]['ssim'] == 0.5
+  ssims = [r['ssim'] for r in new['runs']]
+  assert new['mean']['ssim'] == pytest.approx(sum(ssims) / 3, rel=1e-12)
+  assert 'status' not in new
+  assert [r for r in after['rows'] if r['row'] != 'dae_conv'] == [
+      r for r in before['rows'] if r['row'] != 'dae_conv']
+
+
+def test_first_seed_needs_the_earlier_seeds_committed(checkout, fake_runs):
+  reproduce, root = checkout
+  path = root / 'experiments' / 'results' / f'{TABLE}.json'
+  table = results.read_json(str(path))
+  row = next(r for r in table['rows'] if r['row'] == 'dae_conv')
+  row['runs'] = [r for r in row['runs'] if r['seed'] != 1]
+  results.write_json(str(path), table)
+  fake_runs(root, [2])
+  before = _committed(root)
+  message = _refused(reproduce, '--collect', '--rows=dae_conv',
+                     '--first_seed=2')
+  assert 'lacks dae_conv (seeds 1)' in message and '\n' not in message
+  assert _committed(root) == before
+
+
+@pytest.mark.parametrize('args,match', [
+    (['--first_seed=3'], r'--first_seed=3: expected 0 to --seeds - 1 = 2'),
+    (['--first_seed=-1'], r'--first_seed=-1'),
+    (['--first_seed=1', '--steps=5'], r'neither --steps'),
+    (['--first_seed=1', '--replace'], r'nor --replace'),
+])
+def test_bad_first_seed_is_refused(checkout, capsys, args, match):
+  reproduce, _ = checkout
+  with pytest.raises(SystemExit):
+    reproduce.main([f'--table={TABLE}', '--rows=dae_conv', *args])
+  assert re.search(match, capsys.readouterr().err)
 
 def _start_run(child: str, **popen) -> subprocess.Popen:
   """A process in which reproduce.py's _run runs `python -c child`, Ctrl-C
