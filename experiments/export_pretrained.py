@@ -23,6 +23,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
 from f2s import pretrained  # noqa: E402  (after the path set-up)
+from f2s.models import exposure as exposure_lib  # noqa: E402
 from f2s.training import writers  # noqa: E402
 
 RUN_FILE = 'reproduce_run.json'  # experiments/reproduce.py's record of a run
@@ -116,6 +117,15 @@ def model_card(name: str, trained: pretrained.TrainedModel, step: int,
   out_h, out_w, out_c = trained.out_shape
   protocol = PROTOCOLS[data.protocol].format(
       pad='x'.join(str(n) for n in data.pad_to[::-1]))
+  exposure = config.model.get('face_exposure', 0.0)
+  (top, bottom), (left, right) = exposure_lib.FACE_BOX
+  scales = (f'; the model first multiplies the photo by the gain that brings '
+            f"its face's mean luma (rows {round(top * out_h)}-"
+            f'{round(bottom * out_h)}, columns {round(left * out_w)}-'
+            f'{round(right * out_w)} of its {out_h}x{out_w} input) to '
+            f'{exposure:g} (`model.face_exposure`, `f2s.models.exposure`; '
+            'part of the model, so of its ONNX export too), and returns'
+            if exposure else '; the model returns')
   return f"""# f2s pretrained model `{name}`
 
 Face photo -> pencil sketch: {config.model.name}/{config.model.variant}
@@ -128,7 +138,7 @@ step {step} of its training run.
 
 The photo is aligned to the CUHK frame (`f2s.align`: eyes on the CUHK
 template). Protocol `{data.protocol}` (`f2s.data.preprocess`): {protocol};
-photo values in the `{data.value_range}` range; the model returns
+photo values in the `{data.value_range}` range{scales}
 (N, {out_h}, {out_w}, {out_c}) logits, whose sigmoid (in [0, 1]) cropped to the
 frame is the sketch.
 

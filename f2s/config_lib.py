@@ -233,6 +233,11 @@ RECIPES['drawn'] = {**RECIPES['perceptual_photometric'],
 # the standard table's casq_gan_drawn_cast_exposure).
 RECIPES['exposed'] = {**RECIPES['drawn'], 'data.photometric.cast_shadow': 0.6,
                       'model.face_exposure': 0.75}
+# exposed with all five VGG16 taps (LPIPS-VGG's) in the feature terms,
+# trained for 600 steps (tables.shipped_recipe_config's `steps`): the
+# shipped casq_exposed_vgg5_cuhk's (3 seeds: the standard table's
+# casq_gan_drawn_cast_exposure_600_vgg5).
+RECIPES['exposed_vgg5'] = {**RECIPES['exposed'], 'loss.perceptual_layers': 5}
 
 
 def apply_recipe(config: ml_collections.ConfigDict,

@@ -239,7 +239,9 @@ TABLES: Mapping[str, tuple[Row, ...]] = {
         # (config_lib.RECIPES['exposed']: the shipped casq_exposed_cuhk's.)
         _casq_gan_drawn('cuhk_standard', 'casq_gan_drawn_cast_exposure',
                         _EXPOSED),
-        # That with _600_vgg5's two changes.
+        # That with _600_vgg5's two changes (config_lib.RECIPES
+        # ['exposed_vgg5'] for 600 steps: the shipped
+        # casq_exposed_vgg5_cuhk's).
         _casq_gan_drawn('cuhk_standard',
                         'casq_gan_drawn_cast_exposure_600_vgg5',
                         {**_EXPOSED,
@@ -314,15 +316,16 @@ GENERALISATION_DESCRIPTION = (
     'for every photo. Shipped models: as f2s.sketch draws with them.')
 
 
-def shipped_recipe_config(recipe: str, arg: str | None
-                          ) -> ml_collections.ConfigDict:
+def shipped_recipe_config(recipe: str, arg: str | None,
+                          steps: int = F2S_STEPS) -> ml_collections.ConfigDict:
   """casq/gan under preset `arg` with config_lib.RECIPES[recipe] and the
-  standard table's schedule (RECIPES['f2s']; :tiny keeps its seconds-long
-  one): a shipped model's config file in one call."""
+  standard table's schedule (RECIPES['f2s'], for `steps` steps; :tiny keeps
+  its seconds-long one): a shipped model's config file in one call."""
   config = config_lib.apply_recipe(
       config_lib.model_config('casq', 'gan', arg), recipe)
   if config_lib.parse_arg(arg)[0] != 'tiny':
-    config_lib.set_knobs(config, RECIPES['f2s'])
+    config_lib.set_knobs(config, {**RECIPES['f2s'], 'train.num_steps': steps,
+                                  'eval.every_steps': steps})
   return config
 
 

@@ -110,7 +110,8 @@ def make_run(workdir: str, config) -> dict[int, dict]:
   checkpoints of steps 1 (ssim 0.5, the best) and 2 (ssim 0.3). Returns each
   step's variables."""
   spec = preprocess.spec_from_config(config.data)
-  model = models.build_model(config.model, spec.sketch_shape)
+  model = models.build_model(config.model, spec.sketch_shape,
+                             value_range=spec.value_range)
   tx = state_lib.make_optimizer(config.train)
   state = jax.jit(lambda: state_lib.create_train_state(
       model, tx, (1, *spec.sketch_shape[:2], 3), config.seed))()
@@ -132,9 +133,11 @@ def make_run(workdir: str, config) -> dict[int, dict]:
   return saved
 
 
+@pytest.mark.parametrize('exposure', [0.0, 0.75])
 def test_a_run_is_restored_at_its_best_checkpoint_and_exported(
-    tmp_path, load_config, capsys):
+    tmp_path, load_config, capsys, exposure):
   config = load_config('casq', 'tiny')
+  config.model.face_exposure = exposure
   run = str(tmp_path / 'run')
   saved = make_run(run, config)
   trained, step = pretrained.load_run(run)
@@ -158,6 +161,11 @@ def test_a_run_is_restored_at_its_best_checkpoint_and_exported(
   card = open(tmp_path / 'mine' / pretrained.MODEL_CARD_FILE).read()
   assert 'procedural demo faces' in card and '| ssim | 0.5000 |' in card
   assert '    python -m f2s.main --config=X\n' in card
+  # The card says what the model does to the photo before drawing.
+  scaled = "multiplies the photo by the gain that brings its face's mean luma"
+  assert (scaled in card) == bool(exposure)
+  if exposure:
+    assert ' to 0.75 (`model.face_exposure`' in card
 
   photo = tmp_path / 'face.png'
   Image.fromarray(procedural.render_pair(0, 0)[0]).save(photo)
