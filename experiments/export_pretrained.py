@@ -118,8 +118,13 @@ def model_card(name: str, trained: pretrained.TrainedModel, step: int,
   protocol = PROTOCOLS[data.protocol].format(
       pad='x'.join(str(n) for n in data.pad_to[::-1]))
   exposure = config.model.get('face_exposure', 0.0)
+  balance = (' divides the left-right slope of its log luma across the face '
+             '(a least-squares line over the columns of the face box below; '
+             '`model.face_light_balance`) out of every row, then'
+             if config.model.get('face_light_balance', False) else '')
   (top, bottom), (left, right) = exposure_lib.FACE_BOX
-  scales = (f'; the model first multiplies the photo by the gain that brings '
+  scales = (f'; the model first{balance} multiplies the photo by the gain '
+            'that brings '
             f"its face's mean luma (rows {round(top * out_h)}-"
             f'{round(bottom * out_h)}, columns {round(left * out_w)}-'
             f'{round(right * out_w)} of its {out_h}x{out_w} input) to '

@@ -18,7 +18,8 @@ from f2s.training import state as state_lib
 def make_model(folder: str, config) -> str:
   """Saves a randomly initialised model of `config` (fast: no training)."""
   spec = preprocess.spec_from_config(config.data)
-  model = models.build_model(config.model, spec.sketch_shape)
+  model = models.build_model(config.model, spec.sketch_shape,
+                             value_range=spec.value_range)
   variables = jax.jit(lambda key: state_lib.init_variables(
       model, (1, *spec.sketch_shape[:2], 3), key))(jax.random.PRNGKey(0))
   pretrained.save(folder, config, variables)

@@ -59,9 +59,11 @@ _DEFAULTS: dict[tuple[str, str], tuple[type[nn.Module], dict[str, Any]]] = {
 # Knobs of every model, applied by build_model around the module.
 # grey_output: draw one channel and repeat it to the sketch's (GreyOutput);
 # grey_input: see the photo's luma alone (GreyInput); face_exposure: if not
-# 0, the face's mean luma the photo is scaled to (ExposureInput).
+# 0, the face's mean luma the photo is scaled to (ExposureInput);
+# face_light_balance: with face_exposure, even out light from one side first.
 _COMMON_KNOBS: dict[str, Any] = dict(grey_output=False, grey_input=False,
-                                     face_exposure=0.0)
+                                     face_exposure=0.0,
+                                     face_light_balance=False)
 
 VARIANTS: dict[str, tuple[str, ...]] = {}
 for _name, _variant in _DEFAULTS:
@@ -92,7 +94,8 @@ def check_config(config: ml_collections.ConfigDict
 
   Knobs missing from `config` take the variant's defaults; an unknown model,
   variant or knob raises ValueError naming it. The common knobs
-  (`grey_output`, `grey_input`, `face_exposure`) are not among the keyword
+  (`grey_output`, `grey_input`, `face_exposure`, `face_light_balance`) are
+  not among the keyword
   arguments.
   """
   if 'name' not in config or 'variant' not in config:
@@ -118,7 +121,8 @@ def build_model(config: ml_collections.ConfigDict, out_shape: tuple[int, int, in
   one channel and GreyOutput repeats it to `out_shape`'s; with `grey_input`,
   GreyInput gives it the photo's luma; with `face_exposure`, ExposureInput
   (outermost) scales the photo first, in `value_range` (config.data's, which
-  it then needs).
+  it then needs), and with `face_light_balance` too evens out its light
+  across the face.
   """
   cls, kwargs = check_config(config)
   if len(out_shape) != 3:
@@ -136,6 +140,15 @@ def build_model(config: ml_collections.ConfigDict, out_shape: tuple[int, int, in
   if config.get('grey_input', _COMMON_KNOBS['grey_input']):
     model = GreyInput(model)
   exposure = config.get('face_exposure', _COMMON_KNOBS['face_exposure'])
+  balance = config.get('face_light_balance',
+                       _COMMON_KNOBS['face_light_balance'])
+  if balance not in (True, False):
+    raise ValueError(f'config.model.face_light_balance={balance!r}: expected '
+                     'true or false.')
+  if balance and not exposure:
+    raise ValueError('config.model.face_light_balance=true needs '
+                     'config.model.face_exposure (a mean luma in (0, 1]), '
+                     'got 0 (off).')
   if exposure:
     if (isinstance(exposure, bool) or not isinstance(exposure, (int, float))
         or not 0 < exposure <= 1):
@@ -146,5 +159,5 @@ def build_model(config: ml_collections.ConfigDict, out_shape: tuple[int, int, in
                        'range: pass build_model(value_range=...).')
     value_range_lib.check(value_range)
     model = ExposureInput(model, target=float(exposure),
-                          value_range=value_range)
+                          value_range=value_range, balance=bool(balance))
   return model

@@ -9,6 +9,14 @@ by the gain that brings its face's mean luma to `target`, so the model sees
 every face exposed alike, at training and at sketching time; the photometric
 augmentation's brightness and contrast then vary the light around that
 exposure only.
+
+With `balance`, it first evens out light that falls from one side: it fits a
+line to the face box's log luma across its columns (least squares) and
+divides that slope out of every row of the frame, as face detectors have long
+subtracted a best-fit brightness plane (Sung & Poggio 1998, Rowley et al.
+1998). Only the left-right slope: an aligned face is close to symmetric, so
+that slope is mostly light, where the top-to-bottom one is mostly the face
+(dark hair above light skin).
 """
 import flax.linen as nn
 import jax
@@ -28,23 +36,56 @@ _MIN_LUMA = 1 / 255
 
 def face_luma(photo01: jax.Array) -> jax.Array:
   """(B,) mean luma of each (B, H, W, 3) photo in [0, 1] over FACE_BOX."""
-  (top, bottom), (left, right) = FACE_BOX
+  (top, bottom), _ = FACE_BOX
   h, w = photo01.shape[1:3]
-  face = photo01[:, round(top * h):round(bottom * h),
-                 round(left * w):round(right * w)]
+  left, right = _face_columns(w)
+  face = photo01[:, round(top * h):round(bottom * h), left:right]
   return jnp.mean(face @ jnp.asarray(LUMA, photo01.dtype), axis=(1, 2))
+
+
+def _face_columns(width: int) -> tuple[int, int]:
+  (left, right) = FACE_BOX[1]
+  return round(left * width), round(right * width)
+
+
+def column_offsets(width: int) -> jax.Array:
+  """(W,) each column's offset from the face box's centre, in face-box
+  widths (the face box's columns span about -0.5 to 0.5)."""
+  left, right = _face_columns(width)
+  return (jnp.arange(width) - (left + right - 1) / 2) / (right - left)
+
+
+def light_slope(photo01: jax.Array) -> jax.Array:
+  """(B,) least-squares slope of log luma across the face box's columns of
+  each (B, H, W, 3) photo in [0, 1], per face-box width (positive: lit from
+  the right as seen)."""
+  (top, bottom), _ = FACE_BOX
+  h, w = photo01.shape[1:3]
+  left, right = _face_columns(w)
+  face = photo01[:, round(top * h):round(bottom * h), left:right]
+  log_luma = jnp.log(jnp.maximum(
+      face @ jnp.asarray(LUMA, photo01.dtype), _MIN_LUMA))
+  # The offsets are centred, so the slope needs no intercept.
+  x = column_offsets(w)[left:right]
+  return (jnp.mean(log_luma, axis=1) @ x) / jnp.sum(x * x)
 
 
 class ExposureInput(nn.Module):
   """Runs `model` on the photo scaled (clipped to the value range) so that
-  its face's mean luma is `target`; the outputs pass through."""
+  its face's mean luma is `target`, with `balance` its left-right light
+  slope divided out first (module docstring); the outputs pass through."""
   model: nn.Module
   target: float
   value_range: str
+  balance: bool = False
 
   def __call__(self, photo: jax.Array, **kwargs) -> tuple[jax.Array, dict]:
     check_rgb(photo, 'ExposureInput')
     photo01 = value_range_lib.to_unit(photo, self.value_range)
+    if self.balance:
+      column_gain = jnp.exp(-light_slope(photo01)[:, None]
+                            * column_offsets(photo01.shape[2])[None, :])
+      photo01 = photo01 * column_gain[:, None, :, None]
     gain = self.target / jnp.maximum(face_luma(photo01), _MIN_LUMA)
     exposed = jnp.clip(photo01 * gain[:, None, None, None], 0, 1)
     return self.model(

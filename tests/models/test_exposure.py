@@ -9,7 +9,7 @@ import pytest
 
 from f2s import config_lib
 from f2s.models import ExposureInput, build_model, default_config
-from f2s.models.exposure import FACE_BOX
+from f2s.models.exposure import FACE_BOX, column_offsets, light_slope
 from f2s.models.grey import LUMA
 
 
@@ -114,6 +114,82 @@ def test_build_model_wraps_outermost(make_rngs):
   again, _ = jax.jit(model.apply)(variables, photo * 2, rngs=make_rngs(1))
   assert logits.shape == (2, 32, 32, 1)
   np.testing.assert_array_equal(logits, again)
+
+
+# light_slope averages 130 x 90 float32 logs of lumas in [0.05, 0.3]
+# (|log| < 3): each column mean is within _MEAN_RTOL * 3 of exact, and the
+# slope, sum(mean_c x_c) / sum(x_c^2) with |x_c| <= 0.5 over 90 columns
+# (sum x_c^2 ~ 90 / 12), within 3 times that: its worst-case error.
+_SLOPE_ATOL = 3 * 3 * _MEAN_RTOL
+
+
+def _side_lit(photo: np.ndarray, slope: float) -> np.ndarray:
+  """photo times exp(slope * x), x the column's offset in face widths."""
+  ramp = np.exp(slope * np.asarray(column_offsets(photo.shape[2])))
+  return (photo * ramp[None, None, :, None]).astype(np.float32)
+
+
+def _dim_photos(seed: int) -> np.ndarray:
+  """float32 (2, 250, 200, 3) photos in [0.05, 0.3]."""
+  return (_photos(seed, 0.25) + 0.05).astype(np.float32)
+
+
+def test_light_slope_is_a_float64_least_squares_fit():
+  """Against numpy's polyfit of the face box's column means of log luma,
+  written out here (rows 70-200, columns 55-145)."""
+  photo = _side_lit(_dim_photos(4), 0.6)
+  log_luma = np.log(photo.astype(np.float64) @ LUMA.astype(np.float64))
+  columns = np.arange(55, 145)
+  means = log_luma[:, 70:200, 55:145].mean(axis=1)
+  expected = [np.polyfit((columns - 99.5) / 90, m, 1)[0] for m in means]
+  np.testing.assert_allclose(light_slope(jnp.asarray(photo)), expected,
+                             atol=_SLOPE_ATOL)
+  assert expected[0] == pytest.approx(0.6, abs=0.05)  # the light's slope
+
+
+def test_balance_undoes_light_from_one_side():
+  """Light falling off exponentially across the frame (as seen: brighter to
+  the right) reaches the network as the evenly lit photo. Each pixel's gain
+  exp(-slope x), |x| <= 1.11 in the frame, is off by at most 1.11 times the
+  two slopes' errors, relatively, beside the two exposures' (_MEAN_RTOL
+  each); without balance the right edge would be 1.7 times brighter."""
+  photo = _dim_photos(5)
+  model = ExposureInput(_Seen(), 0.5, 'unit', balance=True)
+  even, _ = model.apply({}, jnp.asarray(photo))
+  lit, _ = model.apply({}, jnp.asarray(_side_lit(photo, 0.5)))
+  assert float(jnp.max(even)) < 1  # nothing clipped
+  np.testing.assert_allclose(
+      lit, even, rtol=1.11 * 2 * _SLOPE_ATOL + 2 * _MEAN_RTOL)
+  unbalanced, _ = ExposureInput(_Seen(), 0.5, 'unit').apply(
+      {}, jnp.asarray(_side_lit(photo, 0.5)))
+  assert not np.allclose(unbalanced, even, rtol=0.1)
+
+
+def test_balance_leaves_a_symmetric_photo_as_exposure_does():
+  """A photo that is its own mirror image has no slope to divide out."""
+  photo = _dim_photos(6)
+  photo = (photo + photo[:, :, ::-1]) / 2
+  balanced, _ = ExposureInput(_Seen(), 0.5, 'unit', balance=True).apply(
+      {}, jnp.asarray(photo))
+  exposed, _ = ExposureInput(_Seen(), 0.5, 'unit').apply(
+      {}, jnp.asarray(photo))
+  np.testing.assert_allclose(balanced, exposed,
+                             rtol=1.11 * _SLOPE_ATOL + 2 * _MEAN_RTOL)
+
+
+def test_build_model_passes_the_balance():
+  config = default_config('dae', 'paper')
+  config.update(face_exposure=0.75, face_light_balance=True)
+  model = build_model(config, (16, 16, 1), value_range='unit')
+  assert isinstance(model, ExposureInput) and model.balance
+
+
+def test_balance_needs_the_exposure():
+  config = default_config('dae', 'paper')
+  config.face_light_balance = True
+  with pytest.raises(ValueError, match='face_light_balance=true needs '
+                     'config.model.face_exposure'):
+    build_model(config, (16, 16, 1), value_range='unit')
 
 
 @pytest.mark.parametrize('value', [1.5, -0.1])

@@ -41,10 +41,11 @@ def test_check_config_merges_defaults_without_building():
       {'name': 'dae', 'variant': 'paper', 'hidden': (4, 2)}))
   assert cls is DenseDAE
   assert kwargs['hidden'] == (4, 2)
-  # grey_output/grey_input/face_exposure wrap the module in build_model, not
-  # passed to it.
+  # grey_output/grey_input/face_exposure/face_light_balance wrap the module
+  # in build_model, not passed to it.
   assert set(kwargs) == set(default_config('dae', 'paper')) - {
-      'name', 'variant', 'grey_output', 'grey_input', 'face_exposure'}
+      'name', 'variant', 'grey_output', 'grey_input', 'face_exposure',
+      'face_light_balance'}
 
 
 @pytest.mark.parametrize('change,match', [

@@ -133,11 +133,13 @@ def make_run(workdir: str, config) -> dict[int, dict]:
   return saved
 
 
-@pytest.mark.parametrize('exposure', [0.0, 0.75])
+@pytest.mark.parametrize('exposure,balance',
+                         [(0.0, False), (0.75, False), (0.75, True)])
 def test_a_run_is_restored_at_its_best_checkpoint_and_exported(
-    tmp_path, load_config, capsys, exposure):
+    tmp_path, load_config, capsys, exposure, balance):
   config = load_config('casq', 'tiny')
   config.model.face_exposure = exposure
+  config.model.face_light_balance = balance
   run = str(tmp_path / 'run')
   saved = make_run(run, config)
   trained, step = pretrained.load_run(run)
@@ -166,6 +168,7 @@ def test_a_run_is_restored_at_its_best_checkpoint_and_exported(
   assert (scaled in card) == bool(exposure)
   if exposure:
     assert ' to 0.75 (`model.face_exposure`' in card
+  assert ('the left-right slope of its log luma' in card) == balance
 
   photo = tmp_path / 'face.png'
   Image.fromarray(procedural.render_pair(0, 0)[0]).save(photo)
