@@ -10,7 +10,10 @@ darkened by a linear ramp to 35% at the edge: an artist draws the same
 face), and `--faces` of f2s's procedural demo faces (`f2s.datasets.faces`,
 seed 0, already in the CUHK frame). Rows: the photo in the sketch's window,
 then each model's sketch, in the order of `--models` (a shipped model's
-name, an exported folder or a training run's workdir).
+name, an exported folder or a training run's workdir). For each model it
+prints how the side light changed the sketch: the mean grey-level change
+(side-lit minus evenly lit) over the face box's rows, in four quarters of
+its columns from left to right as seen (the light falls off to the right).
 """
 import argparse
 import os
@@ -25,6 +28,7 @@ sys.path.insert(0, ROOT)
 
 from f2s import align, sketch  # noqa: E402  (after the path set-up)
 from f2s.datasets import faces  # noqa: E402
+from f2s.models.exposure import FACE_BOX  # noqa: E402
 
 GAP = 2  # pixels of white between cells
 SHADOW_FLOOR = 0.35  # the side-lit photo's darkest column, as a fraction
@@ -55,16 +59,29 @@ def aligned_crops(num_faces: int) -> np.ndarray:
                   + [faces.render_pair(0, i)[0] for i in range(num_faces)])
 
 
-def grid(crops: np.ndarray, sketchers: list[sketch.FrameSketcher]
-         ) -> np.ndarray:
-  """uint8 RGB: a column per crop; the photo's window on top, then a row
-  per model."""
-  top, left = sketchers[0].window()
-  h, w = sketchers[0].shape
+def side_lit_change(drawn: np.ndarray, window: tuple[int, int],
+                    frame: tuple[int, int]) -> np.ndarray:
+  """(4,) mean grey-level change from drawn[0] (the evenly lit astronaut) to
+  drawn[1] (side-lit) over FACE_BOX's rows, in four quarters of its columns,
+  left to right. drawn: uint8 (N, h, w, C) sketches in the frame's window at
+  (top, left); frame: the crops' (H, W)."""
+  (top, bottom), (left, right) = FACE_BOX
+  (h0, w0), (frame_h, frame_w) = window, frame
+  rows = slice(round(top * frame_h) - h0, round(bottom * frame_h) - h0)
+  columns = np.arange(round(left * frame_w), round(right * frame_w)) - w0
+  change = drawn[1, rows].astype(np.float64) - drawn[0, rows]
+  return np.array([change[:, quarter].mean()
+                   for quarter in np.array_split(columns, 4)])
+
+
+def grid(crops: np.ndarray, drawn: list[np.ndarray],
+         window: tuple[int, int]) -> np.ndarray:
+  """uint8 RGB: a column per crop; the photo's window (top, left) on top,
+  then a row per model's uint8 sketches."""
+  top, left = window
+  h, w = drawn[0].shape[1:3]
   rows = [crops[:, top:top + h, left:left + w]]
-  for sketcher in sketchers:
-    drawn = sketch.to_uint8(sketcher(crops))
-    rows.append(np.broadcast_to(drawn, (*drawn.shape[:3], 3)))
+  rows += [np.broadcast_to(d, (*d.shape[:3], 3)) for d in drawn]
   lines = []
   for row in rows:
     cells = []
@@ -94,13 +111,21 @@ def main() -> None:
   parser.add_argument('--out', required=True)
   args = parser.parse_args()
   try:
+    sources = args.models.split(',')
     sketchers = [sketch.load_sketcher('jax', *model_source(source))
-                 for source in args.models.split(',')]
-    image = grid(aligned_crops(args.faces), sketchers)
-    sketch.write_png(args.out, image)
+                 for source in sources]
+    crops = aligned_crops(args.faces)
+    drawn = [sketch.to_uint8(sketcher(crops)) for sketcher in sketchers]
+    window = sketchers[0].window()
+    sketch.write_png(args.out, grid(crops, drawn, window))
   except (sketch.LoadError, sketch.OutputError, align.ImageError) as e:
     sys.exit(f'error: {e}')
   print(f'wrote {args.out}')
+  print('side-lit minus evenly lit astronaut, grey levels over the face\'s '
+        'column quarters, left (lit) to right (shaded):')
+  for source, d in zip(sources, drawn):
+    change = side_lit_change(d, window, crops.shape[1:3])
+    print(f'  {source}: ' + ' '.join(f'{c:+.1f}' for c in change))
 
 
 if __name__ == '__main__':
