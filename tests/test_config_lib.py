@@ -114,14 +114,16 @@ def test_recipe_config_is_the_gan_variant_with_its_knobs(load_config, arg,
 @pytest.mark.parametrize('config_name,row_name', [
     ('casq_drawn', 'casq_gan_drawn'),
     ('casq_exposed', 'casq_gan_drawn_cast_exposure'),
-    ('casq_exposed_vgg5', 'casq_gan_drawn_cast_exposure_600_vgg5')])
+    ('casq_exposed_vgg5', 'casq_gan_drawn_cast_exposure_600_vgg5'),
+    ('casq_balanced', 'casq_gan_drawn_cast_exposure_600_vgg5_balance')])
 def test_shipped_recipe_config_is_the_standard_tables_row(
     load_config, config_name, row_name):
   """configs/casq_drawn.py:cuhk_standard trains exactly what the standard
   table's casq_gan_drawn row (the shipped casq_drawn_cuhk's) runs, and
   configs/casq_exposed.py what casq_gan_drawn_cast_exposure (the shipped
   casq_exposed_cuhk's) runs, and configs/casq_exposed_vgg5.py what
-  casq_gan_drawn_cast_exposure_600_vgg5 (casq_exposed_vgg5_cuhk's) runs."""
+  casq_gan_drawn_cast_exposure_600_vgg5 (casq_exposed_vgg5_cuhk's) runs,
+  and configs/casq_balanced.py what its _balance row runs."""
   row = tables.find_row('standard', row_name)
   expected = config_lib.set_knobs(
       load_config(*row.config_arg[len('configs/'):].split('.py:')),
