@@ -122,12 +122,11 @@ def model_card(name: str, trained: pretrained.TrainedModel, step: int,
              '(a least-squares line over the columns of the face box below; '
              '`model.face_light_balance`) out of every row, then'
              if config.model.get('face_light_balance', False) else '')
-  (top, bottom), (left, right) = exposure_lib.FACE_BOX
+  (top, bottom), (left, right) = exposure_lib.face_box(out_h, out_w)
   scales = (f'; the model first{balance} multiplies the photo by the gain '
-            'that brings '
-            f"its face's mean luma (rows {round(top * out_h)}-"
-            f'{round(bottom * out_h)}, columns {round(left * out_w)}-'
-            f'{round(right * out_w)} of its {out_h}x{out_w} input) to '
+            "that brings its face's mean luma (rows "
+            f'{top}-{bottom}, columns {left}-{right} of its {out_h}x{out_w} '
+            'input) to '
             f'{exposure:g} (`model.face_exposure`, `f2s.models.exposure`; '
             'part of the model, so of its ONNX export too), and returns'
             if exposure else '; the model returns')

@@ -28,7 +28,7 @@ sys.path.insert(0, ROOT)
 
 from f2s import align, sketch  # noqa: E402  (after the path set-up)
 from f2s.datasets import faces  # noqa: E402
-from f2s.models.exposure import FACE_BOX  # noqa: E402
+from f2s.models import exposure  # noqa: E402
 
 GAP = 2  # pixels of white between cells
 SHADOW_FLOOR = 0.35  # the side-lit photo's darkest column, as a fraction
@@ -62,13 +62,13 @@ def aligned_crops(num_faces: int) -> np.ndarray:
 def side_lit_change(drawn: np.ndarray, window: tuple[int, int],
                     frame: tuple[int, int]) -> np.ndarray:
   """(4,) mean grey-level change from drawn[0] (the evenly lit astronaut) to
-  drawn[1] (side-lit) over FACE_BOX's rows, in four quarters of its columns,
-  left to right. drawn: uint8 (N, h, w, C) sketches in the frame's window at
-  (top, left); frame: the crops' (H, W)."""
-  (top, bottom), (left, right) = FACE_BOX
-  (h0, w0), (frame_h, frame_w) = window, frame
-  rows = slice(round(top * frame_h) - h0, round(bottom * frame_h) - h0)
-  columns = np.arange(round(left * frame_w), round(right * frame_w)) - w0
+  drawn[1] (side-lit) over the face box's rows, in four quarters of its
+  columns, left to right. drawn: uint8 (N, h, w, C) sketches in the frame's
+  window at (top, left); frame: the crops' (H, W)."""
+  (top, bottom), (left, right) = exposure.face_box(*frame)
+  h0, w0 = window
+  rows = slice(top - h0, bottom - h0)
+  columns = np.arange(left, right) - w0
   change = drawn[1, rows].astype(np.float64) - drawn[0, rows]
   return np.array([change[:, quarter].mean()
                    for quarter in np.array_split(columns, 4)])

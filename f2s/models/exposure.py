@@ -34,24 +34,31 @@ FACE_BOX = ((0.28, 0.80), (0.275, 0.725))
 _MIN_LUMA = 1 / 255
 
 
+def face_box(height: int, width: int) -> tuple[tuple[int, int],
+                                               tuple[int, int]]:
+  """FACE_BOX in pixels of a (height, width) frame: ((top, bottom), (left,
+  right)), bottom and right exclusive."""
+  (top, bottom), (left, right) = FACE_BOX
+  return ((round(top * height), round(bottom * height)),
+          (round(left * width), round(right * width)))
+
+
+def _face_lumas(photo01: jax.Array) -> jax.Array:
+  """(B, rows, columns) luma of each (B, H, W, 3) photo's FACE_BOX."""
+  (top, bottom), (left, right) = face_box(*photo01.shape[1:3])
+  face = photo01[:, top:bottom, left:right]
+  return face @ jnp.asarray(LUMA, photo01.dtype)
+
+
 def face_luma(photo01: jax.Array) -> jax.Array:
   """(B,) mean luma of each (B, H, W, 3) photo in [0, 1] over FACE_BOX."""
-  (top, bottom), _ = FACE_BOX
-  h, w = photo01.shape[1:3]
-  left, right = _face_columns(w)
-  face = photo01[:, round(top * h):round(bottom * h), left:right]
-  return jnp.mean(face @ jnp.asarray(LUMA, photo01.dtype), axis=(1, 2))
-
-
-def _face_columns(width: int) -> tuple[int, int]:
-  (left, right) = FACE_BOX[1]
-  return round(left * width), round(right * width)
+  return jnp.mean(_face_lumas(photo01), axis=(1, 2))
 
 
 def column_offsets(width: int) -> jax.Array:
   """(W,) each column's offset from the face box's centre, in face-box
   widths (the face box's columns span about -0.5 to 0.5)."""
-  left, right = _face_columns(width)
+  _, (left, right) = face_box(1, width)
   return (jnp.arange(width) - (left + right - 1) / 2) / (right - left)
 
 
@@ -59,14 +66,11 @@ def light_slope(photo01: jax.Array) -> jax.Array:
   """(B,) least-squares slope of log luma across the face box's columns of
   each (B, H, W, 3) photo in [0, 1], per face-box width (positive: lit from
   the right as seen)."""
-  (top, bottom), _ = FACE_BOX
-  h, w = photo01.shape[1:3]
-  left, right = _face_columns(w)
-  face = photo01[:, round(top * h):round(bottom * h), left:right]
-  log_luma = jnp.log(jnp.maximum(
-      face @ jnp.asarray(LUMA, photo01.dtype), _MIN_LUMA))
+  width = photo01.shape[2]
+  _, (left, right) = face_box(1, width)
+  log_luma = jnp.log(jnp.maximum(_face_lumas(photo01), _MIN_LUMA))
   # The offsets are centred, so the slope needs no intercept.
-  x = column_offsets(w)[left:right]
+  x = column_offsets(width)[left:right]
   return (jnp.mean(log_luma, axis=1) @ x) / jnp.sum(x * x)
 
 
