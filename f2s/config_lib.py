@@ -239,7 +239,8 @@ RECIPES['exposed'] = {**RECIPES['drawn'], 'data.photometric.cast_shadow': 0.6,
 # casq_gan_drawn_cast_exposure_600_vgg5).
 RECIPES['exposed_vgg5'] = {**RECIPES['exposed'], 'loss.perceptual_layers': 5}
 # exposed_vgg5 with the photo's left-right light slope divided out before
-# the exposure (f2s.models.exposure; the standard table's
+# the exposure (f2s.models.exposure): the shipped default
+# casq_balanced_cuhk's (3 seeds: the standard table's
 # casq_gan_drawn_cast_exposure_600_vgg5_balance).
 RECIPES['balanced'] = {**RECIPES['exposed_vgg5'],
                        'model.face_light_balance': True}

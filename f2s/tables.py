@@ -256,7 +256,8 @@ TABLES: Mapping[str, tuple[Row, ...]] = {
                          'loss.perceptual_layers': 5,
                          'loss.terms.style': 5.0}),
         # A face lit from one side was still drawn darker on that side: its
-        # left-right light slope divided out (model.face_light_balance).
+        # left-right light slope divided out (model.face_light_balance;
+        # config_lib.RECIPES['balanced']: the shipped casq_balanced_cuhk's).
         _casq_gan_drawn('cuhk_standard',
                         'casq_gan_drawn_cast_exposure_600_vgg5_balance',
                         {**_EXPOSED,

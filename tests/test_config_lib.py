@@ -123,7 +123,8 @@ def test_shipped_recipe_config_is_the_standard_tables_row(
   configs/casq_exposed.py what casq_gan_drawn_cast_exposure (the shipped
   casq_exposed_cuhk's) runs, and configs/casq_exposed_vgg5.py what
   casq_gan_drawn_cast_exposure_600_vgg5 (casq_exposed_vgg5_cuhk's) runs,
-  and configs/casq_balanced.py what its _balance row runs."""
+  and configs/casq_balanced.py what its _balance row (the shipped default
+  casq_balanced_cuhk's) runs."""
   row = tables.find_row('standard', row_name)
   expected = config_lib.set_knobs(
       load_config(*row.config_arg[len('configs/'):].split('.py:')),

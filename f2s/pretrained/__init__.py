@@ -24,7 +24,7 @@ from flax import linen as nn
 from f2s import models
 from f2s.data import preprocess
 
-DEFAULT = 'casq_exposed_vgg5_cuhk'
+DEFAULT = 'casq_balanced_cuhk'
 DIRECTORY = os.path.dirname(os.path.abspath(__file__))
 CONFIG_FILE = 'config.json'
 VARIABLES_FILE = 'variables.msgpack'
