@@ -53,7 +53,7 @@ import time
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 MODELS = ('dae', 'vae', 'casq')
 # Config files that --models also takes (not timed by default).
-OTHER_MODELS = ('casq_gan', 'casq_drawn')
+OTHER_MODELS = ('casq_gan', 'casq_drawn', 'casq_balanced')
 # The configs whose network --torch also times in PyTorch (plain-block CASQ).
 TORCH_PEERS = ('casq', 'casq_drawn')
 BARE_STEPS = 10  # timed bare steps in --loop mode

