@@ -263,7 +263,17 @@ TABLES: Mapping[str, tuple[Row, ...]] = {
                         {**_EXPOSED,
                          'train.num_steps': 600, 'eval.every_steps': 600,
                          'loss.perceptual_layers': 5,
-                         'model.face_light_balance': True}),),
+                         'model.face_light_balance': True}),
+        # That with pix2pixHD's feature matching: the discriminator's
+        # activations on the real pair as targets, weighted 10x the
+        # adversarial term as in pix2pixHD (where the GAN term has weight 1).
+        _casq_gan_drawn('cuhk_standard',
+                        'casq_gan_drawn_cast_exposure_600_vgg5_balance_fm',
+                        {**_EXPOSED,
+                         'train.num_steps': 600, 'eval.every_steps': 600,
+                         'loss.perceptual_layers': 5,
+                         'model.face_light_balance': True,
+                         'gan.feature_matching': 1.0}),),
     'ablation': (
         Row('casq_paper', 'casq', 'paper', 'cuhk_casq', 'f2s'),
         Row('casq_paper_no_attention', 'casq', 'paper', 'cuhk_casq', 'f2s',
@@ -315,7 +325,8 @@ TABLE_DESCRIPTIONS = {
                  'both; _style5, _balance after it: that with the style term '
                  'at weight 5, or with the photo\'s left-right light slope '
                  '(log luma over the face) divided out first '
-                 '(model.face_light_balance).'),
+                 '(model.face_light_balance); _fm after that: with pix2pixHD\'s '
+                 'feature matching (gan.feature_matching 1.0).'),
     'ablation': ('CASQ\'s parts on the study protocol at one recipe: '
                  'attention, the quantizer (none = a plain 1x1 bottleneck), '
                  'EMA vs plain VQ, and the conv DAE.'),
