@@ -90,13 +90,13 @@ def _conv_relu(x: jax.Array, kernel: np.ndarray, bias: np.ndarray,
       and winograd.faster(x.shape, kernel.shape)):
     # The deep layers, where XLA:CPU's convolution costs the feature losses
     # most of their time.
-    y = winograd.conv3x3(x, jnp.asarray(kernel, x.dtype))
-    return jax.nn.relu(y + bias.astype(x.dtype))
-  y = jax.lax.conv_general_dilated(
-      x, kernel.astype(x.dtype), (stride, stride), [(padding, padding)] * 2,
-      dimension_numbers=('NHWC', 'HWIO', 'NHWC'),
-      # Full float32 products also on accelerators that default to TF32/bf16.
-      precision=jax.lax.Precision.HIGHEST)
+    y = winograd.conv3x3(x, kernel.astype(x.dtype))
+  else:
+    y = jax.lax.conv_general_dilated(
+        x, kernel.astype(x.dtype), (stride, stride), [(padding, padding)] * 2,
+        dimension_numbers=('NHWC', 'HWIO', 'NHWC'),
+        # Full float32 products also on accelerators that default to TF32/bf16.
+        precision=jax.lax.Precision.HIGHEST)
   return jax.nn.relu(y + bias.astype(x.dtype))
 
 
