@@ -88,6 +88,22 @@ def _time_steps(fn, state, batch, warmup: int, steps: int, carry_state: bool):
   return statistics.median(times), state
 
 
+def _time_alternating(fns: dict, state, batch, warmup: int, steps: int):
+  """Median seconds per train step of each compiled step in `fns`, their
+  steps alternated (the order swapped each round) so that both see the
+  same machine; and the last state."""
+  import jax
+  times = {name: [] for name in fns}
+  for i in range(warmup + steps):
+    for name in (list(fns) if i % 2 else list(fns)[::-1]):
+      start = time.perf_counter()
+      state, _ = fns[name](state, batch)
+      jax.block_until_ready(state)
+      if i >= warmup:
+        times[name].append(time.perf_counter() - start)
+  return {name: statistics.median(t) for name, t in times.items()}, state
+
+
 def _peak_memory() -> dict:
   import jax
   stats = jax.devices()[0].memory_stats() or {}
@@ -102,11 +118,13 @@ def _peak_memory() -> dict:
 
 def bench_jax(name: str, preset: str, batch_size: int | None, warmup: int,
               steps: int, compute_dtype: str | None = None,
-              bce_only: bool = False) -> dict:
+              bce_only: bool = False, vs_xla_defaults: bool = False) -> dict:
   """One model's figures (run in a fresh process for a clean peak memory).
 
   `bce_only`: the network's step with BCE alone (every other loss term and
   the adversary switched off), as its PyTorch peer trains it.
+  `vs_xla_defaults`: also the train step compiled with XLA:CPU's default
+  YNNPACK fusions instead of `f2s.xla_cpu`'s, the two alternated step by step.
   """
   import jax
   import numpy as np
@@ -160,6 +178,16 @@ def bench_jax(name: str, preset: str, batch_size: int | None, warmup: int,
 
   train_s, state = _time_steps(train_compiled, state, train_batch, warmup,
                                steps, carry_state=True)
+  alternated = {}
+  if vs_xla_defaults:
+    from f2s import xla_cpu
+    defaults = train_step.lower(state, train_batch).compile(compiler_options={
+        xla_cpu.OPTION: ','.join(xla_cpu.XLA_DEFAULT_YNN_FUSION_TYPES)})
+    medians, state = _time_alternating(
+        {'f2s': train_compiled, 'xla': defaults}, state, train_batch, warmup,
+        steps)
+    alternated = {'alternated_train_step_s': medians['f2s'],
+                  'alternated_xla_defaults_train_step_s': medians['xla']}
   eval_s, _ = _time_steps(eval_compiled, state, eval_batch, warmup, steps,
                           carry_state=False)
   return {
@@ -175,6 +203,7 @@ def bench_jax(name: str, preset: str, batch_size: int | None, warmup: int,
       'eval_step_s': eval_s, 'eval_images_per_s': batch_size / eval_s,
       'train_flops_per_step': flops(train_compiled),
       'eval_flops_per_step': flops(eval_compiled),
+      **alternated,
       **_peak_memory(),
   }
 
@@ -457,6 +486,8 @@ def _in_subprocess(args: argparse.Namespace, which: str,
     cmd.append(f'--compute_dtype={args.compute_dtype}')
   if not kept_memory:
     cmd.append('--default_malloc')
+  if args.vs_xla_defaults:
+    cmd.append('--vs_xla_defaults')
   env = dict(os.environ, PYTHONPATH=ROOT + os.pathsep +
              os.environ.get('PYTHONPATH', ''))
   result = subprocess.run(cmd, env=env, capture_output=True, text=True)
@@ -502,6 +533,17 @@ def _loop_table(rows: list[dict]) -> str:
         f'{r["train_images_per_s"]:>10.1f} {r["loop_to_step"]:>9.2f} '
         f'{r["feed_batch_size"]:>6} {r["host_feed_images_per_s"]:>15.0f} '
         f'{r["host_feed_images_per_s_stream"]:>15.0f}')
+  return '\n'.join(lines)
+
+
+def _xla_defaults_lines(rows: list[dict]) -> str:
+  lines = ['train step, s (median; the two alternated): f2s.xla_cpu options | '
+           'XLA:CPU defaults | ratio']
+  for r in rows:
+    if 'alternated_train_step_s' in r:
+      ours, xla = (r['alternated_train_step_s'],
+                   r['alternated_xla_defaults_train_step_s'])
+      lines.append(f"{r['model']:28s} {ours:.3f} | {xla:.3f} | {xla / ours:.2f}x")
   return '\n'.join(lines)
 
 
@@ -559,6 +601,10 @@ def main() -> None:
   parser.add_argument('--default_malloc', action='store_true',
                       help="time f2s without host_memory.keep_freed_memory "
                       "(the torch rows run both ways)")
+  parser.add_argument('--vs_xla_defaults', action='store_true',
+                      help='also time each train step compiled with XLA:CPU\'s '
+                      'default options (f2s.xla_cpu), alternating steps with '
+                      'f2s\'s, and print both medians')
   parser.add_argument('--single', default=None, help=argparse.SUPPRESS)
   args = parser.parse_args()
   if args.single:
@@ -574,7 +620,8 @@ def main() -> None:
                        args.steps, args.compute_dtype)
     else:
       row = bench_jax(which, args.preset, args.batch_size, args.warmup,
-                      args.steps, args.compute_dtype, bce_only=mode == 'bce')
+                      args.steps, args.compute_dtype, bce_only=mode == 'bce',
+                      vs_xla_defaults=args.vs_xla_defaults)
     print(json.dumps(row))
     return
   names = [n for n in args.models.split(',') if n]
@@ -594,6 +641,8 @@ def main() -> None:
   print(_loop_table(rows) if args.loop else _table(rows))
   if args.torch:
     print(_torch_ratios(rows))
+  if args.vs_xla_defaults:
+    print(_xla_defaults_lines(rows))
   out = args.out or os.path.join(
       ROOT, 'runs', 'benchmark_loop.json' if args.loop else 'benchmark.json')
   os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)

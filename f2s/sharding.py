@@ -15,6 +15,8 @@ import jax
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
+from f2s import xla_cpu
+
 AXIS = 'batch'
 
 
@@ -31,11 +33,14 @@ def data_parallel(fn: Callable[..., Any], mesh: Mesh, *,
   """jit(shard_map(fn)) with the state replicated and the batch sharded.
 
   `fn(state, batch)` is a per-device function using `axis_name`; the state
-  (first argument) is donated.
+  (first argument) is donated. Compiled with `f2s.xla_cpu`'s options on
+  the CPU.
   """
   sharded = jax.shard_map(fn, mesh=mesh, in_specs=(P(), P(axis_name)),
                           out_specs=out_specs, check_vma=False)
-  return jax.jit(sharded, donate_argnums=(0,) if donate else ())
+  platform = mesh.devices.flat[0].platform
+  return jax.jit(sharded, donate_argnums=(0,) if donate else (),
+                 compiler_options=xla_cpu.compiler_options(platform))
 
 
 def replicate(tree: Any, mesh: Mesh) -> Any:
