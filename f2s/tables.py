@@ -276,7 +276,8 @@ TABLES: Mapping[str, tuple[Row, ...]] = {
                          'gan.feature_matching': 1.0}),
         # That with Mathieu et al.'s gradient difference term instead, which
         # asks for edges as steep as the artist's (the jaw line, CUFSF
-        # FSIM's gradient part): at weight 5 it is ~0.15 of the loss.
+        # FSIM's gradient part): at weight 5, 0.23 of the loss's 2.15 at
+        # step 250 (seed 0's metrics.jsonl).
         _casq_gan_drawn('cuhk_standard',
                         'casq_gan_drawn_cast_exposure_600_vgg5_balance_grad',
                         {**_EXPOSED,
@@ -335,8 +336,10 @@ TABLE_DESCRIPTIONS = {
                  'both; _style5, _balance after it: that with the style term '
                  'at weight 5, or with the photo\'s left-right light slope '
                  '(log luma over the face) divided out first '
-                 '(model.face_light_balance); _fm after that: with pix2pixHD\'s '
-                 'feature matching (gan.feature_matching 1.0).'),
+                 '(model.face_light_balance); _fm, _grad after that: with '
+                 'pix2pixHD\'s feature matching (gan.feature_matching 1.0), '
+                 'or with the gradient difference term (L1 between the '
+                 'sketches\' pixel differences, loss.terms.gradient 5.0).'),
     'ablation': ('CASQ\'s parts on the study protocol at one recipe: '
                  'attention, the quantizer (none = a plain 1x1 bottleneck), '
                  'EMA vs plain VQ, and the conv DAE.'),
