@@ -166,8 +166,9 @@ def bench_jax(name: str, preset: str, batch_size: int | None, warmup: int,
   train_batch = sharding.global_batch(local, mesh, ('photo', 'sketch'))
   eval_batch = sharding.global_batch(local, mesh, ('photo', 'sketch', 'mask'))
 
-  train_step = sharding.data_parallel(loop.make_step(config, model, parts),
-                                      mesh)
+  train_step = sharding.data_parallel(
+      loop.make_step(config, model, parts), mesh,
+      compiler_options=loop.train_compiler_options(config, mesh))
   start = time.perf_counter()
   train_compiled = train_step.lower(state, train_batch).compile()
   train_compile_s = time.perf_counter() - start

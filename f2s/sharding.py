@@ -15,8 +15,6 @@ import jax
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
-from f2s import xla_cpu
-
 AXIS = 'batch'
 
 
@@ -29,18 +27,19 @@ def make_mesh(devices: list[jax.Device] | None = None,
 
 def data_parallel(fn: Callable[..., Any], mesh: Mesh, *,
                   out_specs: Any = (P(), P()), donate: bool = True,
-                  axis_name: str = AXIS) -> Callable[..., Any]:
+                  axis_name: str = AXIS,
+                  compiler_options: Mapping[str, str] | None = None
+                  ) -> Callable[..., Any]:
   """jit(shard_map(fn)) with the state replicated and the batch sharded.
 
   `fn(state, batch)` is a per-device function using `axis_name`; the state
-  (first argument) is donated. Compiled with `f2s.xla_cpu`'s options on
-  the CPU.
+  (first argument) is donated. `compiler_options` go to XLA (e.g.
+  f2s.xla_cpu's).
   """
   sharded = jax.shard_map(fn, mesh=mesh, in_specs=(P(), P(axis_name)),
                           out_specs=out_specs, check_vma=False)
-  platform = mesh.devices.flat[0].platform
   return jax.jit(sharded, donate_argnums=(0,) if donate else (),
-                 compiler_options=xla_cpu.compiler_options(platform))
+                 compiler_options=compiler_options)
 
 
 def replicate(tree: Any, mesh: Mesh) -> Any:

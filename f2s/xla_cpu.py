@@ -1,4 +1,4 @@
-"""XLA:CPU compiler options for f2s's jitted train and eval steps.
+"""XLA:CPU compiler options for train steps with an FSIM loss term.
 
 jax 0.10's XLA:CPU hands reductions to YNNPACK by default (its
 `xla_cpu_experimental_ynn_fusion_type` = reduce, individual dot, individual
@@ -7,9 +7,12 @@ memory speed: in a trace of the shipped recipe's step, FSIM's sums over
 scales and orientations took ~30 ms each where reading their inputs takes a
 few, and GroupNorm's statistics likewise. Without them (XLA's own loop
 fusions; dots and convolutions stay with YNNPACK) FSIM's value and gradient on
-8 sketches took 210-230 ms instead of 300-370; README, "CPU speed", has the
-step timings. Set per compilation (`jax.jit(compiler_options=...)`), so a
-process that imports f2s keeps XLA's defaults for its own functions.
+8 sketches took 210-230 ms instead of 300-370. Whole steps gain less, and
+one without FSIM lost (casq/paper's, whose small reductions YNNPACK runs
+well): f2s.training.loop.train_compiler_options picks them per step; README,
+"CPU speed", has the timings. Set per compilation
+(`jax.jit(compiler_options=...)`), so the rest of a process keeps XLA's
+defaults.
 """
 import functools
 import os

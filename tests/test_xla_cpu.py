@@ -58,8 +58,9 @@ def test_data_parallel_step_equals_the_default_compilation():
                                                        batch['sketch'])
     return loss, grad
 
-  tuned = sharding.data_parallel(step, mesh, out_specs=(P(), P(sharding.AXIS)),
-                                 donate=False)
+  tuned = sharding.data_parallel(
+      step, mesh, out_specs=(P(), P(sharding.AXIS)), donate=False,
+      compiler_options=xla_cpu.compiler_options('cpu'))
   default = jax.jit(step)
   state = jnp.float32(0)
   global_batch = sharding.global_batch(batch, mesh, ('photo', 'sketch'))

@@ -8,7 +8,7 @@ import jax
 import numpy as np
 import pytest
 
-from f2s import datasets
+from f2s import datasets, sharding, xla_cpu
 from f2s.training import checkpoints, loop
 
 
@@ -234,3 +234,14 @@ def test_grain_runs_resume_exactly_and_their_checkpoints_serve_device_runs(
   state, _ = loop.train_and_evaluate(device, whole, sources=sources)
   assert int(state.step) == 5 and not _has_data_item(whole, 5)
   assert 'trained on grain-streamed data' in capsys.readouterr().out
+
+
+def test_train_compiler_options_follow_the_fsim_term(make_config):
+  mesh = sharding.make_mesh()
+  config = make_config('casq')
+  config.loss.terms.fsim = 0.0
+  assert loop.train_compiler_options(config, mesh) == {}
+  config.loss.terms.fsim = 2.0
+  assert loop.train_compiler_options(config, mesh) == (
+      xla_cpu.compiler_options('cpu'))
+  assert loop.train_compiler_options(config, mesh)  # this jax knows them
