@@ -8,8 +8,8 @@ scales and orientations took ~30 ms each where reading their inputs takes a
 few, and GroupNorm's statistics likewise. Without them (XLA's own loop
 fusions; dots and convolutions stay with YNNPACK) FSIM's value and gradient on
 8 sketches took 210-230 ms instead of 300-370. Whole steps gain less, and
-one without FSIM lost (casq/paper's, whose small reductions YNNPACK runs
-well): f2s.training.loop.train_compiler_options picks them per step; README,
+one without FSIM lost (casq/paper's; not traced):
+f2s.training.loop.train_compiler_options picks them per step; README,
 "CPU speed", has the timings. Set per compilation
 (`jax.jit(compiler_options=...)`), so the rest of a process keeps XLA's
 defaults.

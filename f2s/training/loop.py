@@ -66,7 +66,7 @@ class Experiment:
   eval_step: Callable
   manager: ocp.CheckpointManager
   # XLA options for the jitted train step (train_compiler_options).
-  compiler_options: Mapping[str, str] = dataclasses.field(default_factory=dict)
+  compiler_options: Mapping[str, str]
 
 
 @dataclasses.dataclass
