@@ -127,6 +127,9 @@ def get_config() -> ml_collections.ConfigDict:
   config.gan.features = (32, 64, 128)  # discriminator widths
   # Spectral norm on its convs (SAGAN's); False: plain convs, as pix2pix.
   config.gan.spectral_norm = True
+  # pix2pixHD's multi-scale discriminator: this many, each on the pair
+  # halved once more (1: one PatchGAN at full size).
+  config.gan.scales = 1
   config.gan.learning_rate = 2e-4  # the discriminator's Adam (constant)
   config.gan.b1 = 0.5
   config.gan.b2 = 0.9

@@ -292,7 +292,17 @@ TABLES: Mapping[str, tuple[Row, ...]] = {
                          'train.num_steps': 600, 'eval.every_steps': 600,
                          'loss.perceptual_layers': 5,
                          'model.face_light_balance': True,
-                         'gan.feature_matching': 10.0}),),
+                         'gan.feature_matching': 10.0}),
+        # Its discriminator judges ~46-pixel patches: strokes, not the jaw
+        # line. pix2pixHD's multi-scale stack adds two on the pair halved
+        # and quartered (~92- and ~184-pixel patches).
+        _casq_gan_drawn('cuhk_standard',
+                        'casq_gan_drawn_cast_exposure_600_vgg5_balance_ms3',
+                        {**_EXPOSED,
+                         'train.num_steps': 600, 'eval.every_steps': 600,
+                         'loss.perceptual_layers': 5,
+                         'model.face_light_balance': True,
+                         'gan.scales': 3}),),
     'ablation': (
         Row('casq_paper', 'casq', 'paper', 'cuhk_casq', 'f2s'),
         Row('casq_paper_no_attention', 'casq', 'paper', 'cuhk_casq', 'f2s',
@@ -348,7 +358,10 @@ TABLE_DESCRIPTIONS = {
                  'with pix2pixHD\'s feature matching (gan.feature_matching '
                  '1.0 or 10.0), or with the gradient difference term (L1 '
                  'between the sketches\' pixel differences, '
-                 'loss.terms.gradient 5.0).'),
+                 'loss.terms.gradient 5.0); _ms3 after _balance: with '
+                 'pix2pixHD\'s multi-scale discriminator, three PatchGANs '
+                 'on the pair at full, half and quarter size '
+                 '(gan.scales 3).'),
     'ablation': ('CASQ\'s parts on the study protocol at one recipe: '
                  'attention, the quantizer (none = a plain 1x1 bottleneck), '
                  'EMA vs plain VQ, and the conv DAE.'),

@@ -1,6 +1,7 @@
-"""pix2pix's conditional PatchGAN discriminator, spectral norm optional."""
+"""pix2pix's conditional PatchGAN discriminator, spectral norm optional, and
+pix2pixHD's multi-scale stack of them."""
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import flax.linen as nn
 import jax
@@ -56,3 +57,40 @@ class PatchDiscriminator(nn.Module):
     logits = self._conv(nn.Conv(1, (4, 4), name='logits'), 'sn_logits', x,
                         update_stats)
     return (logits, features) if return_features else logits
+
+
+def _halve(x: jax.Array) -> jax.Array:
+  """pix2pixHD's downsampling between scales: a 3x3 mean, stride 2, the
+  padding left out of the count."""
+  return nn.avg_pool(x, (3, 3), strides=(2, 2), padding=((1, 1), (1, 1)),
+                     count_include_pad=False)
+
+
+class MultiScaleDiscriminator(nn.Module):
+  """pix2pixHD's multi-scale discriminator: `scales` PatchDiscriminators
+  (submodules `scale0`, `scale1`, ...), the k-th on the pair downsampled k
+  times by 2, so the coarser ones judge patches of ~92, ~184 pixels: the
+  face's contours rather than its strokes.
+
+  Returns a tuple of logit grids, one per scale (finest first); with
+  `return_features=True` also every scale's stage activations, in order.
+  """
+  features: Sequence[int] = (32, 64, 128)
+  spectral_norm: bool = True
+  scales: int = 2
+
+  @nn.compact
+  def __call__(self, photo: jax.Array, sketch: jax.Array, *,
+               update_stats: bool = False, return_features: bool = False
+               ) -> tuple[jax.Array, ...] | tuple[tuple[jax.Array, ...],
+                                                  list[jax.Array]]:
+    logits, features = [], []
+    for k in range(self.scales):
+      if k:
+        photo, sketch = _halve(photo), _halve(sketch)
+      grid, stages = PatchDiscriminator(
+          self.features, self.spectral_norm, name=f'scale{k}')(
+              photo, sketch, update_stats=update_stats, return_features=True)
+      logits.append(grid)
+      features.extend(stages)
+    return (tuple(logits), features) if return_features else tuple(logits)

@@ -104,19 +104,23 @@ def incompatibilities(saved: Mapping[str, Any],
   old, new = _discriminator(saved), _discriminator(current)
   if old != new:
     problems.append(f'discriminator (gan.weight > 0, gan.features, '
-                    f'gan.spectral_norm): saved {old!r}, now {new!r}')
+                    f'gan.spectral_norm, gan.scales): saved {old!r}, '
+                    f'now {new!r}')
   return problems
 
 
 def _discriminator(config: Mapping[str, Any]
-                   ) -> tuple[list[int], bool] | None:
-  """The saved state's discriminator (widths, spectral norm), None without
-  one (also for configs saved before the `gan` section existed; those
-  before `gan.spectral_norm` had it)."""
+                   ) -> tuple[list[int], bool, int] | None:
+  """The saved state's discriminator (widths, spectral norm, scales), None
+  without one (also for configs saved before the `gan` section existed;
+  those before `gan.spectral_norm` had it, those before `gan.scales` one
+  scale)."""
   if (_lookup(config, 'gan.weight') or 0) > 0:
     spectral = _lookup(config, 'gan.spectral_norm')
+    scales = _lookup(config, 'gan.scales')
     return (list(_lookup(config, 'gan.features')),
-            LEGACY_SPECTRAL_NORM if spectral is None else spectral)
+            LEGACY_SPECTRAL_NORM if spectral is None else spectral,
+            1 if scales is None else scales)
   return None
 
 

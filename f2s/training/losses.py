@@ -24,6 +24,10 @@ from f2s import features as f2s_features
 from f2s import metrics as f2s_metrics
 from f2s import value_range as value_ranges
 
+# A discriminator's output: one logit grid, or one per scale.
+Logits = jax.Array | Sequence[jax.Array]
+
+
 def bce(logits: jax.Array, target01: jax.Array) -> jax.Array:
   """Mean binary cross-entropy of sigmoid(logits) against [0, 1] targets."""
   return optax.sigmoid_binary_cross_entropy(logits, target01).mean()
@@ -231,16 +235,26 @@ def total_loss(
   return loss, metrics
 
 
-def hinge_discriminator_loss(real_logits: jax.Array,
-                             fake_logits: jax.Array) -> jax.Array:
-  """The discriminator's hinge loss: real patches above +1, fakes below -1."""
-  return (jax.nn.relu(1.0 - real_logits).mean()
-          + jax.nn.relu(1.0 + fake_logits).mean())
+def mean_over_grids(values: Logits) -> jax.Array:
+  """The mean of each logit grid's mean: a multi-scale discriminator's
+  scales count alike whatever their sizes."""
+  grids = jax.tree.leaves(values)
+  return sum(g.mean() for g in grids) / len(grids)
 
 
-def hinge_generator_loss(fake_logits: jax.Array) -> jax.Array:
+def hinge_discriminator_loss(real_logits: Logits,
+                             fake_logits: Logits) -> jax.Array:
+  """The discriminator's hinge loss: real patches above +1, fakes below -1
+  (averaged over the grids of a multi-scale discriminator)."""
+  return (mean_over_grids(jax.tree.map(lambda l: jax.nn.relu(1.0 - l),
+                                        real_logits))
+          + mean_over_grids(jax.tree.map(lambda l: jax.nn.relu(1.0 + l),
+                                          fake_logits)))
+
+
+def hinge_generator_loss(fake_logits: Logits) -> jax.Array:
   """The generator's side of the hinge GAN: raise the fakes' logits."""
-  return -fake_logits.mean()
+  return -mean_over_grids(fake_logits)
 
 
 def feature_matching_loss(fake_features: Sequence[jax.Array],

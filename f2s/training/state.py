@@ -10,7 +10,9 @@ import optax
 from flax import linen as nn
 
 from f2s.models import CODEBOOK_RNG, SAMPLE_RNG
-from f2s.models.discriminator import LEGACY_SPECTRAL_NORM, PatchDiscriminator
+from f2s.models.discriminator import (LEGACY_SPECTRAL_NORM,
+                                     MultiScaleDiscriminator,
+                                     PatchDiscriminator)
 
 PyTree = Any
 
@@ -44,11 +46,16 @@ def adversarial(config: ml_collections.ConfigDict) -> bool:
   return 'gan' in config and config.gan.weight > 0
 
 
-def make_discriminator(gan: ml_collections.ConfigDict) -> PatchDiscriminator:
-  """The PatchGAN discriminator of config.gan."""
-  return PatchDiscriminator(
-      features=tuple(gan.features),
-      spectral_norm=gan.get('spectral_norm', LEGACY_SPECTRAL_NORM))
+def make_discriminator(gan: ml_collections.ConfigDict) -> nn.Module:
+  """The PatchGAN discriminator of config.gan: one, or a multi-scale stack
+  of `gan.scales` (configs saved before the option had one)."""
+  features = tuple(gan.features)
+  spectral_norm = gan.get('spectral_norm', LEGACY_SPECTRAL_NORM)
+  scales = gan.get('scales', 1)
+  if scales == 1:
+    return PatchDiscriminator(features=features, spectral_norm=spectral_norm)
+  return MultiScaleDiscriminator(features=features,
+                                 spectral_norm=spectral_norm, scales=scales)
 
 
 def make_disc_optimizer(
@@ -139,7 +146,7 @@ class TrainParts:
   and the train step: the model's optimizer and, when adversarial, the
   discriminator and its optimizer."""
   tx: optax.GradientTransformation
-  disc: PatchDiscriminator | None = None
+  disc: nn.Module | None = None
   disc_tx: optax.GradientTransformation | None = None
 
 

@@ -197,9 +197,12 @@ def make_gan_train_step(
           variables, jnp.concatenate([photo, photo]),
           jnp.concatenate([real, fake]), update_stats=True,
           mutable=[SPECTRAL_COLLECTION])
-      real_logits, fake_logits = jnp.split(logits, 2)
+      n = photo.shape[0]
+      real_logits = jax.tree.map(lambda l: l[:n], logits)
+      fake_logits = jax.tree.map(lambda l: l[n:], logits)
       loss = losses.hinge_discriminator_loss(real_logits, fake_logits)
-      return loss, (new_disc_state, real_logits.mean(), fake_logits.mean())
+      return loss, (new_disc_state, losses.mean_over_grids(real_logits),
+                    losses.mean_over_grids(fake_logits))
 
     (disc_loss, (new_disc_state, real_mean, fake_mean)), disc_grads = (
         jax.value_and_grad(disc_loss_fn, has_aux=True)(state.disc_params))

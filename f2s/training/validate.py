@@ -49,6 +49,7 @@ def _check_gan(gan: ml_collections.ConfigDict) -> None:
           strict=True)
   for key in ('b1', 'b2'):
     _number(f'config.gan.{key}', gan[key], minimum=0, below=1)
+  _positive_int('config.gan.scales', gan.scales)
   if not isinstance(gan.spectral_norm, bool):
     raise ValueError(f'config.gan.spectral_norm={gan.spectral_norm!r}: '
                      'expected true or false')

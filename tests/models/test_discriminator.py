@@ -1,10 +1,13 @@
-"""The PatchGAN discriminator: patch grid shape, spectral norm, bad input."""
+"""The PatchGAN discriminator: patch grid shape, spectral norm, bad input;
+the multi-scale stack of them."""
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from f2s.models.discriminator import SPECTRAL_COLLECTION, PatchDiscriminator
+from f2s.models.discriminator import (SPECTRAL_COLLECTION,
+                                     MultiScaleDiscriminator,
+                                     PatchDiscriminator)
 
 
 def test_one_logit_per_patch_and_spectral_state():
@@ -78,3 +81,43 @@ def test_without_spectral_norm_it_is_the_plain_convs():
   # float32 sums of <= 4*4*16 = 256 products in another order: typically
   # sqrt(256) 2^-24 ~ 1e-6 of the sum; 1e-5 leaves 10x.
   np.testing.assert_allclose(logits, expected, rtol=1e-5, atol=1e-5)
+
+
+def test_multi_scale_is_patch_discriminators_on_halved_pairs():
+  """Scale k is a PatchDiscriminator with its own parameters on the pair
+  mean-pooled k times (3x3 windows, stride 2, the padding not counted)."""
+  photo = jax.random.normal(jax.random.PRNGKey(1), (2, 32, 24, 3))
+  sketch = jax.random.uniform(jax.random.PRNGKey(2), (2, 32, 24, 1))
+  disc = MultiScaleDiscriminator(features=(8, 16), scales=2)
+  variables = disc.init(jax.random.PRNGKey(0), photo, sketch)
+  assert set(variables['params']) == {'scale0', 'scale1'}
+  (fine, coarse), features = disc.apply(variables, photo, sketch,
+                                        return_features=True)
+  assert fine.shape == (2, 8, 6, 1) and coarse.shape == (2, 4, 3, 1)
+  assert len(features) == 4
+
+  def halve(x):  # by hand: window sums over counts of the pixels inside
+    pad = ((0, 0), (1, 1), (1, 1), (0, 0))
+    window, strides = (1, 3, 3, 1), (1, 2, 2, 1)
+    total = jax.lax.reduce_window(jnp.pad(x, pad), 0., jax.lax.add, window,
+                                  strides, 'VALID')
+    count = jax.lax.reduce_window(jnp.pad(jnp.ones_like(x), pad), 0.,
+                                  jax.lax.add, window, strides, 'VALID')
+    return total / count
+
+  single = PatchDiscriminator(features=(8, 16))
+  for k, grid in enumerate((fine, coarse)):
+    scale = {c: v[f'scale{k}'] for c, v in variables.items()}
+    # The pooled inputs may differ by float32 rounding (sums of 9 in
+    # another order), carried through two convs of <= 4*4*8 products.
+    np.testing.assert_allclose(single.apply(scale, photo, sketch), grid,
+                               rtol=1e-5, atol=1e-5)
+    photo, sketch = halve(photo), halve(sketch)
+  # update_stats reaches every scale's power iteration.
+  _, stats = disc.apply(variables, jnp.ones((2, 32, 24, 3)),
+                        jnp.ones((2, 32, 24, 1)), update_stats=True,
+                        mutable=[SPECTRAL_COLLECTION])
+  for k in range(2):
+    assert any(np.abs(np.asarray(a) - np.asarray(b)).max() > 0 for a, b in zip(
+        jax.tree.leaves(stats[SPECTRAL_COLLECTION][f'scale{k}']),
+        jax.tree.leaves(variables[SPECTRAL_COLLECTION][f'scale{k}'])))

@@ -174,7 +174,7 @@ def test_adding_or_resizing_a_discriminator_is_refused(run_dir):
   workdir, config = run_dir
   config.gan.weight = 0.1
   with pytest.raises(ValueError, match=r'discriminator .*saved None, now '
-                                       r'\(\[32, 64, 128\], True\)'):
+                                       r'\(\[32, 64, 128\], True, 1\)'):
     checkpoints.check_workdir(str(workdir), config)
   saved = checkpoints.config_to_dict(config)
   config.gan.features = (8, 8)
@@ -185,7 +185,14 @@ def test_adding_or_resizing_a_discriminator_is_refused(run_dir):
   assert checkpoints.incompatibilities(saved, config) == []
   config.gan.spectral_norm = False  # its state collection would be missing
   [problem] = checkpoints.incompatibilities(saved, config)
-  assert 'gan.spectral_norm' in problem and 'now ([32, 64, 128], False)' in problem
+  assert 'gan.spectral_norm' in problem and 'now ([32, 64, 128], False, 1)' in problem
+  config.gan.spectral_norm = True
+  # Saved before gan.scales existed: one scale.
+  del saved['gan']['scales']
+  assert checkpoints.incompatibilities(saved, config) == []
+  config.gan.scales = 2  # other parameter names
+  [problem] = checkpoints.incompatibilities(saved, config)
+  assert 'gan.scales' in problem and 'now ([32, 64, 128], True, 2)' in problem
   config.gan.update(weight=0.0)  # off again: the widths no longer matter
   checkpoints.check_workdir(str(workdir), config)
 

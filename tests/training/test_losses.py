@@ -84,6 +84,25 @@ def test_unknown_or_empty_terms_are_named():
     losses.check_terms({'bce': 0.0})
 
 
+def test_hinge_losses_match_numpy_and_average_scales_alike():
+  rng = np.random.default_rng(2)
+  real, fake = (rng.normal(size=(2, 4, 3, 1)).astype(np.float32)
+                for _ in range(2))
+  expected = (np.maximum(0, 1 - real).mean() + np.maximum(0, 1 + fake).mean())
+  np.testing.assert_allclose(losses.hinge_discriminator_loss(real, fake),
+                             expected, rtol=1e-6)
+  np.testing.assert_allclose(losses.hinge_generator_loss(fake), -fake.mean(),
+                             rtol=1e-6)
+  # Two scales, the second grid a quarter the size: each counts half.
+  coarse = np.full((2, 2, 2, 1), 3.0, np.float32)
+  np.testing.assert_allclose(
+      losses.hinge_discriminator_loss((real, coarse), (fake, -coarse)),
+      (np.maximum(0, 1 - real).mean() + 0) / 2
+      + (np.maximum(0, 1 + fake).mean() + 0) / 2, rtol=1e-6)
+  np.testing.assert_allclose(losses.hinge_generator_loss((fake, coarse)),
+                             -(fake.mean() + 3.0) / 2, rtol=1e-6)
+
+
 def test_feature_matching_is_mean_l1_over_stages_with_real_as_constant():
   fake = [jnp.ones((2, 4, 4, 3)), jnp.zeros((2, 2, 2, 5))]
   real = [jnp.zeros((2, 4, 4, 3)), jnp.full((2, 2, 2, 5), 3.0)]

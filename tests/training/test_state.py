@@ -5,6 +5,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from f2s.models.discriminator import (MultiScaleDiscriminator,
+                                     PatchDiscriminator)
 from f2s.training import state as state_lib
 
 
@@ -107,6 +109,13 @@ def test_train_parts_and_initial_state_follow_gan_weight(stand_in, load_config):
   # A config saved before the knob existed: spectral norm, as then.
   del config.gan['spectral_norm']
   assert state_lib.make_train_parts(config).disc.spectral_norm
+  config.gan.scales = 3
+  disc = state_lib.make_train_parts(config).disc
+  assert isinstance(disc, MultiScaleDiscriminator) and disc.scales == 3
+  # A config saved before the knob existed: one PatchGAN, as then.
+  del config.gan['scales']
+  assert isinstance(state_lib.make_train_parts(config).disc,
+                    PatchDiscriminator)
   gan_state = state_lib.initial_state(parts, stand_in, (1, 16, 16, 3), 3,
                                       seed=0)
   assert isinstance(gan_state, state_lib.GANTrainState)

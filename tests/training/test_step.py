@@ -7,6 +7,7 @@ from jax.sharding import PartitionSpec as P
 
 from f2s import models
 from f2s import sharding
+from f2s.models.discriminator import SPECTRAL_COLLECTION as SPECTRAL
 from f2s.training import state as state_lib, step as step_lib
 
 KEYS = ('photo', 'sketch')
@@ -130,8 +131,9 @@ def test_data_parallel_matches_single_device_and_pmap(
 FEATURE_MATCHING = 0.5
 
 
-def _gan_parts(load_config, train_config, start_step):
+def _gan_parts(load_config, train_config, start_step, scales=1):
   config = load_config('casq_gan')
+  config.gan.scales = scales
   # The attention's key bias has a zero gradient in exact arithmetic (softmax
   # ignores a shift shared by all keys): Adam would scale rounding noise up
   # to the learning rate and hide what the equality test looks at.
@@ -215,6 +217,26 @@ def test_gan_step_on_two_devices_equals_one(gan_runs):
   losses = [{k: v for k, v in m[-1].items() if k.endswith('loss')}
             for m in (m1, m2)]
   assert _max_diff(*losses) < 1e-5
+
+
+def test_gan_step_trains_every_scale_of_a_multi_scale_discriminator(
+    load_config, train_config, fake_batch):
+  per_device, fresh = _gan_parts(load_config, train_config, 0, scales=2)
+  mesh = sharding.make_mesh(jax.devices()[:1])
+  start = jax.device_get(fresh())  # the step donates its state's buffers
+  state, metrics = sharding.data_parallel(per_device, mesh)(
+      sharding.replicate(start, mesh),
+      sharding.global_batch(fake_batch(0, 8), mesh, KEYS))
+  state, metrics = jax.device_get((state, metrics))
+  for key in ('loss', 'adversarial_loss', 'feature_matching_loss',
+              'disc_loss', 'disc_real', 'disc_fake'):
+    assert np.isfinite(metrics[key]), key
+  for scale in ('scale0', 'scale1'):
+    # one Adam step at the discriminator's rate 2e-4
+    assert _max_diff(state.disc_params[scale],
+                     start.disc_params[scale]) > 1e-4, scale
+    assert _max_diff(state.disc_state[SPECTRAL][scale],
+                     start.disc_state[SPECTRAL][scale]) > 1e-6, scale
 
 
 def test_bfloat16_compute_keeps_float32_state_and_close_losses(

@@ -69,6 +69,7 @@ def test_shipped_tiny_configs_pass(load_config, name):
     ('checkpoint.best_metric', 'lpips_vgg', "add 'vgg' to config.eval.lpips"),
     ('gan.features', (32, 0), r'config.gan.features=\(32, 0\)'),
     ('gan.spectral_norm', 1, 'config.gan.spectral_norm=1: expected true or'),
+    ('gan.scales', 0, 'config.gan.scales=0'),
 ])
 def test_bad_knob_is_named(load_config, key, value, match):
   config = load_config('casq')
