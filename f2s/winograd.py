@@ -13,6 +13,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from f2s.convolution import conv_nhwc
+
 # F(2, 3): input transform B^T, kernel transform G, output transform A^T.
 _BT = ((1, 0, -1, 0), (0, 1, 1, 0), (0, -1, 1, 0), (0, 1, 0, -1))
 _G = np.array([[1, 0, 0], [.5, .5, .5], [.5, -.5, .5], [0, 0, 1]], np.float32)
@@ -53,9 +55,7 @@ def _combine(rows: tuple[tuple[int, ...], ...],
 
 
 def _lax_conv3x3(x: jax.Array, kernel: jax.Array) -> jax.Array:
-  return jax.lax.conv_general_dilated(
-      x, kernel, (1, 1), 'SAME', dimension_numbers=('NHWC', 'HWIO', 'NHWC'),
-      precision=jax.lax.Precision.HIGHEST)
+  return conv_nhwc(x, kernel, precision=jax.lax.Precision.HIGHEST)
 
 
 def _forward(x: jax.Array, kernel: jax.Array) -> jax.Array:

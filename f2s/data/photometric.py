@@ -28,6 +28,8 @@ from typing import Any
 
 import numpy as np
 
+from f2s.colour import LUMA
+
 # [brightness, contrast, gamma, shadow strength, shadow angle, grey, blur],
 # then, with cast_shadow only (so that the other specs' draws are unchanged),
 # [cast shadow centre x, centre y, radius, strength], then, with local_gamma
@@ -38,8 +40,6 @@ _GAMMA_GRID = 3
 NUM_LOCAL_GAMMA_PARAMS = _GAMMA_GRID * _GAMMA_GRID
 # The cast shadow's Gaussian radius, in image half-widths.
 _CAST_RADIUS = (0.2, 0.6)
-# ITU-R 601 luma, as PIL's convert('L').
-_LUMA = np.array([0.299, 0.587, 0.114], np.float32)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -216,7 +216,7 @@ def apply(photo: Any, p: Any, spec: PhotometricSpec, xp: Any) -> Any:
     return p[:, i, None, None, None]
 
   if spec.grey:
-    luma = xp.sum(x * _LUMA, axis=-1, keepdims=True)
+    luma = xp.sum(x * LUMA, axis=-1, keepdims=True)
     x = x + per_example(5) * (luma - x)
   if spec.blur:
     for axis in (1, 2):

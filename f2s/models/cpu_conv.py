@@ -11,20 +11,15 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from f2s.convolution import conv_nhwc
 from f2s.resample import max_pool2
 
 Padding = tuple[tuple[int, int], tuple[int, int]]
 _PAD1: Padding = ((1, 1), (1, 1))
 
 
-def conv(x: jax.Array, kernel: jax.Array, padding: Padding | str) -> jax.Array:
-  """A stride-1 NHWC/HWIO convolution."""
-  return jax.lax.conv_general_dilated(x, kernel, (1, 1), padding,
-                                      dimension_numbers=('NHWC', 'HWIO', 'NHWC'))
-
-
 def _conv3x3(x: jax.Array, kernel: jax.Array) -> jax.Array:
-  return conv(x, kernel, 'SAME')
+  return conv_nhwc(x, kernel)
 
 
 def _patches(x: jax.Array, kh: int, kw: int, padding: Padding) -> jax.Array:
@@ -139,7 +134,7 @@ def upsample_conv3x3(x: jax.Array, kernel: jax.Array) -> jax.Array:
   (233 ms vs 118 ms for the equivalent 3x3 conv, 101x101, 256 -> 32
   channels, batch 16). Reverse-mode only.
   """
-  return _interleave(conv(x, _parity_kernel(kernel), _PAD1))
+  return _interleave(conv_nhwc(x, _parity_kernel(kernel), _PAD1))
 
 
 def _upsample_conv3x3_fwd(x, kernel):

@@ -24,7 +24,7 @@ import jax.numpy as jnp
 
 from f2s import value_range as value_range_lib
 from f2s.models.common import check_rgb
-from f2s.models.grey import LUMA
+from f2s.colour import LUMA
 
 # The face's rows and columns, as fractions of the input frame (the CUHK
 # frame, in which f2s.align puts every face; padding moves it < 2%).

@@ -15,10 +15,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from f2s.colour import LUMA
 from f2s.models.common import check_rgb
 
-# ITU-R 601 luma, as PIL's convert('L') (and f2s.data.photometric's grey).
-LUMA = np.array([0.299, 0.587, 0.114], np.float32)
 
 
 class GreyOutput(nn.Module):

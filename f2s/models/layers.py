@@ -6,6 +6,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from f2s.convolution import conv_nhwc
 from f2s.models import cpu_conv
 from f2s.resample import max_pool2, upsample2
 
@@ -33,8 +34,7 @@ class Conv3x3(nn.Module):
     bias = self.param('bias', nn.initializers.zeros, (self.features,))
     if self.upsample:
       x = upsample2(x)
-    y = jax.lax.conv_general_dilated(
-        x, kernel, (1, 1), 'SAME', dimension_numbers=('NHWC', 'HWIO', 'NHWC'))
+    y = conv_nhwc(x, kernel)
     return (max_pool2(y) if self.pool else y) + bias
 
 

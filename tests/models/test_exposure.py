@@ -10,7 +10,7 @@ import pytest
 from f2s import config_lib
 from f2s.models import ExposureInput, build_model, default_config
 from f2s.models.exposure import FACE_BOX, column_offsets, light_slope
-from f2s.models.grey import LUMA
+from f2s.colour import LUMA
 
 
 class _Seen(nn.Module):
