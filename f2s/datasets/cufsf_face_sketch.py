@@ -25,11 +25,11 @@ from collections.abc import Iterator
 
 import numpy as np
 import tensorflow_datasets as tfds
-from etils import epath
 from PIL import Image
 
 from f2s import align
 from f2s.datasets import cuhk_face_sketch
+from f2s.datasets.array_record_builder import ArrayRecordBuilder
 
 PHOTOS = 'photos'
 SKETCHES = 'sketches'
@@ -126,7 +126,7 @@ def align_pair(pair: Pair) -> tuple[dict[str, np.ndarray] | None, str]:
   return {'photo': photo, 'sketch': grey}, ''
 
 
-class CufsfFaceSketch(tfds.core.GeneratorBasedBuilder):
+class CufsfFaceSketch(ArrayRecordBuilder):
   """CUFSF photo / artist sketch pairs, both aligned to the CUHK frame."""
 
   VERSION = tfds.core.Version('1.1.0')
@@ -135,11 +135,6 @@ class CufsfFaceSketch(tfds.core.GeneratorBasedBuilder):
       '1.1.0': 'Crop pixels beyond the photo repeat its edge, not black.',
   }
   MANUAL_DOWNLOAD_INSTRUCTIONS = MANUAL_DOWNLOAD_INSTRUCTIONS
-  code_path = epath.Path(__file__)  # see CuhkFaceSketch
-
-  def __init__(self, *, file_format: str | None = None, **kwargs):
-    super().__init__(file_format=file_format or 'array_record', **kwargs)
-
   def _info(self) -> tfds.core.DatasetInfo:
     return tfds.core.DatasetInfo(
         builder=self,

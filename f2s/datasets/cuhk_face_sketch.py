@@ -13,11 +13,11 @@ import zipfile
 from collections.abc import Iterator
 
 import numpy as np
-from etils import epath
 import tensorflow_datasets as tfds
 from PIL import Image
 
 from f2s.datasets import cuhk_layout
+from f2s.datasets.array_record_builder import ArrayRecordBuilder
 
 _HEIGHT, _WIDTH = cuhk_layout.IMAGE_HW
 
@@ -176,20 +176,12 @@ def _folder_pairs(photos: _Folder, sketches: _Folder) -> list[_Pair]:
   ]
 
 
-class CuhkFaceSketch(tfds.core.GeneratorBasedBuilder):
+class CuhkFaceSketch(ArrayRecordBuilder):
   """CUHK student face photos and their artists' sketches (188 pairs)."""
 
   VERSION = tfds.core.Version('1.0.0')
   RELEASE_NOTES = {'1.0.0': 'Standard (88/100) and CASQ (150/38) splits.'}
   MANUAL_DOWNLOAD_INSTRUCTIONS = MANUAL_DOWNLOAD_INSTRUCTIONS
-  # TFDS 4.9.10 derives this through `importlib_resources`, which is not
-  # installed on Python >= 3.9 (its own requirement stops there): set it.
-  code_path = epath.Path(__file__)
-
-  def __init__(self, *, file_format: str | None = None, **kwargs):
-    # array_record by default: the only format readable here without TF.
-    super().__init__(file_format=file_format or 'array_record', **kwargs)
-
   def _info(self) -> tfds.core.DatasetInfo:
     return tfds.core.DatasetInfo(
         builder=self,

@@ -8,9 +8,9 @@ import dataclasses
 from collections.abc import Iterator
 
 import tensorflow_datasets as tfds
-from etils import epath
 
 from f2s.datasets import faces
+from f2s.datasets.array_record_builder import ArrayRecordBuilder
 from f2s.datasets.cuhk_face_sketch import encode_png, image_features
 
 # Example i of a split comes from Generator([seed, split id, i]), so the two
@@ -33,7 +33,7 @@ def render_example(seed: int, split: str, index: int) -> dict:
   return {'photo': photo, 'sketch': sketch, 'name': f'{split}-{index:05d}'}
 
 
-class SyntheticFaceSketch(tfds.core.GeneratorBasedBuilder):
+class SyntheticFaceSketch(ArrayRecordBuilder):
   """Procedural faces: colour photos and matching pencil sketches, 250x200."""
 
   VERSION = tfds.core.Version('1.0.0')
@@ -43,14 +43,6 @@ class SyntheticFaceSketch(tfds.core.GeneratorBasedBuilder):
       SyntheticConfig(name='tiny', num_train=24, num_test=8, seed=0),
   ]
   DEFAULT_CONFIG_NAME = 'default'
-  # TFDS 4.9.10 derives this through `importlib_resources`, which is not
-  # installed on Python >= 3.9 (its own requirement stops there): set it.
-  code_path = epath.Path(__file__)
-
-  def __init__(self, *, file_format: str | None = None, **kwargs):
-    # array_record by default: the only format readable here without TF.
-    super().__init__(file_format=file_format or 'array_record', **kwargs)
-
   def _info(self) -> tfds.core.DatasetInfo:
     return tfds.core.DatasetInfo(
         builder=self,
