@@ -26,9 +26,12 @@ def test_cpu_options_take_reductions_from_ynnpack(monkeypatch):
   x = np.ones((8, 4, 64, 64), np.float32)
   default = jax.jit(_row_sums).lower(x).compile().as_text()
   tuned = jax.jit(_row_sums, compiler_options=options).lower(x).compile().as_text()
-  # This jax's default hands the sum to YNNPACK; the options keep it in XLA.
-  assert '__ynn_fusion' in default
+  # The options keep the sum in XLA's own loops.
   assert '__ynn_fusion' not in tuned
+  if '__ynn_fusion' not in default:
+    # jax 0.10.2's default hands it to YNNPACK (why f2s.xla_cpu exists);
+    # a jax that does not has nothing to move: re-measure whether it helps.
+    pytest.skip('this jax keeps the sum out of YNNPACK by default')
 
 
 def test_other_platforms_and_users_flags_keep_xlas_defaults(monkeypatch):
