@@ -135,6 +135,7 @@ class CufsfFaceSketch(ArrayRecordBuilder):
       '1.1.0': 'Crop pixels beyond the photo repeat its edge, not black.',
   }
   MANUAL_DOWNLOAD_INSTRUCTIONS = MANUAL_DOWNLOAD_INSTRUCTIONS
+
   def _info(self) -> tfds.core.DatasetInfo:
     return tfds.core.DatasetInfo(
         builder=self,

@@ -43,6 +43,7 @@ class SyntheticFaceSketch(ArrayRecordBuilder):
       SyntheticConfig(name='tiny', num_train=24, num_test=8, seed=0),
   ]
   DEFAULT_CONFIG_NAME = 'default'
+
   def _info(self) -> tfds.core.DatasetInfo:
     return tfds.core.DatasetInfo(
         builder=self,

@@ -13,11 +13,9 @@ sketch from a colour or a grey photo; CUHK's photos are all colour, FERET's
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
-import numpy as np
 
 from f2s.colour import LUMA
 from f2s.models.common import check_rgb
-
 
 
 class GreyOutput(nn.Module):
