@@ -3,16 +3,13 @@ with hand-written backward passes where XLA:CPU's own are slow.
 
 Elsewhere they bring nothing (on an H100, per the GPU loop issue: 3->64 at
 200x200 0.70 ms vs XLA's 0.57, 64->3 0.72 vs 0.94), so
-`layers.resolve_conv_impl('auto')` picks them only on the CPU backend.
-`FastConv3x3` has the parameters (names, shapes, initialisation) of
-`layers.Conv3x3`: a checkpoint trained with either loads into the other.
+`layers.resolve_conv_impl('auto')` picks them (`layers.FastConv3x3`) only on
+the CPU backend.
 """
-import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
 from f2s.convolution import conv_nhwc
-from f2s.resample import max_pool2
 
 Padding = tuple[tuple[int, int], tuple[int, int]]
 _PAD1: Padding = ((1, 1), (1, 1))
@@ -160,20 +157,3 @@ def _upsample_conv3x3_bwd(residuals, d):
 
 upsample_conv3x3.defvjp(_upsample_conv3x3_fwd, _upsample_conv3x3_bwd)
 
-
-class FastConv3x3(nn.Module):
-  """`layers.Conv3x3` computed by `conv3x3` (faster weight gradient on
-  XLA:CPU) or, with `upsample`, `upsample_conv3x3` (at the input resolution);
-  with `pool`, max-pooled before the bias as there.
-  """
-  features: int
-  upsample: bool = False
-  pool: bool = False
-
-  @nn.compact
-  def __call__(self, x: jax.Array) -> jax.Array:
-    kernel = self.param('kernel', nn.initializers.lecun_normal(),
-                        (3, 3, x.shape[-1], self.features))
-    bias = self.param('bias', nn.initializers.zeros, (self.features,))
-    y = (upsample_conv3x3 if self.upsample else conv3x3)(x, kernel)
-    return (max_pool2(y) if self.pool else y) + bias

@@ -11,6 +11,8 @@ import jax.numpy as jnp
 SPECTRAL_COLLECTION = 'batch_stats'
 # What a config saved before `gan.spectral_norm` existed trained with.
 LEGACY_SPECTRAL_NORM = True
+# ... and before `gan.scales` existed: one PatchGAN.
+LEGACY_SCALES = 1
 
 
 class PatchDiscriminator(nn.Module):

@@ -17,7 +17,7 @@ BLOCKS = ('plain', 'residual')
 
 class Conv3x3(nn.Module):
   """`nn.Conv(features, (3, 3))`, or with `upsample` the same conv applied to
-  `upsample2(x)`: XLA's convolution (see `cpu_conv.FastConv3x3` for CPU).
+  `upsample2(x)`: XLA's convolution (see `FastConv3x3` for CPU).
 
   With `pool`, `max_pool2` of that, computed before the bias is added: the
   same numbers (rounding is monotonic, so max(a + b, c + b) = max(a, c) + b),
@@ -32,10 +32,22 @@ class Conv3x3(nn.Module):
     kernel = self.param('kernel', nn.initializers.lecun_normal(),
                         (3, 3, x.shape[-1], self.features))
     bias = self.param('bias', nn.initializers.zeros, (self.features,))
-    if self.upsample:
-      x = upsample2(x)
-    y = conv_nhwc(x, kernel)
+    y = self._conv(x, kernel)
     return (max_pool2(y) if self.pool else y) + bias
+
+  def _conv(self, x: jax.Array, kernel: jax.Array) -> jax.Array:
+    return conv_nhwc(upsample2(x) if self.upsample else x, kernel)
+
+
+class FastConv3x3(Conv3x3):
+  """`Conv3x3` computed by `cpu_conv.conv3x3` (faster weight gradient on
+  XLA:CPU) or, with `upsample`, `cpu_conv.upsample_conv3x3` (at the input
+  resolution). The same parameters (names, shapes, initialisation): a
+  checkpoint trained with either loads into the other."""
+
+  def _conv(self, x: jax.Array, kernel: jax.Array) -> jax.Array:
+    return (cpu_conv.upsample_conv3x3 if self.upsample
+            else cpu_conv.conv3x3)(x, kernel)
 
 
 CONV_IMPLS = ('auto', 'xla', 'cpu_fast')
@@ -43,13 +55,13 @@ CONV_IMPLS = ('auto', 'xla', 'cpu_fast')
 
 def resolve_conv_impl(impl: str) -> type[nn.Module]:
   """The 3x3 conv module of `model.conv_impl`: 'xla' (`Conv3x3`), 'cpu_fast'
-  (`cpu_conv.FastConv3x3`) or 'auto' (cpu_fast on the CPU backend only)."""
+  (`FastConv3x3`) or 'auto' (cpu_fast on the CPU backend only)."""
   if impl not in CONV_IMPLS:
     raise ValueError(f'config.model.conv_impl={impl!r}: expected one of '
                      f'{CONV_IMPLS}')
   if impl == 'auto':
     impl = 'cpu_fast' if jax.default_backend() == 'cpu' else 'xla'
-  return cpu_conv.FastConv3x3 if impl == 'cpu_fast' else Conv3x3
+  return FastConv3x3 if impl == 'cpu_fast' else Conv3x3
 
 
 def _norm(num_groups: int, features: int, name: str) -> nn.Module | None:

@@ -30,7 +30,7 @@ from etils import epath
 from orbax.checkpoint import checkpoint_managers as ocm
 
 from f2s import models
-from f2s.models.discriminator import LEGACY_SPECTRAL_NORM
+from f2s.models.discriminator import LEGACY_SCALES, LEGACY_SPECTRAL_NORM
 from f2s.training.state import TrainState
 
 CONFIG_FILE = 'config.json'
@@ -120,7 +120,7 @@ def _discriminator(config: Mapping[str, Any]
     scales = _lookup(config, 'gan.scales')
     return (list(_lookup(config, 'gan.features')),
             LEGACY_SPECTRAL_NORM if spectral is None else spectral,
-            1 if scales is None else scales)
+            LEGACY_SCALES if scales is None else scales)
   return None
 
 

@@ -10,7 +10,7 @@ import optax
 from flax import linen as nn
 
 from f2s.models import CODEBOOK_RNG, SAMPLE_RNG
-from f2s.models.discriminator import (LEGACY_SPECTRAL_NORM,
+from f2s.models.discriminator import (LEGACY_SCALES, LEGACY_SPECTRAL_NORM,
                                      MultiScaleDiscriminator,
                                      PatchDiscriminator)
 
@@ -51,7 +51,7 @@ def make_discriminator(gan: ml_collections.ConfigDict) -> nn.Module:
   of `gan.scales` (configs saved before the option had one)."""
   features = tuple(gan.features)
   spectral_norm = gan.get('spectral_norm', LEGACY_SPECTRAL_NORM)
-  scales = gan.get('scales', 1)
+  scales = gan.get('scales', LEGACY_SCALES)
   if scales == 1:
     return PatchDiscriminator(features=features, spectral_norm=spectral_norm)
   return MultiScaleDiscriminator(features=features,

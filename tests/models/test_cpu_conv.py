@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from f2s import models
-from f2s.models.cpu_conv import FastConv3x3, conv3x3
-from f2s.models.layers import Conv3x3, upsample2
+from f2s.models.cpu_conv import conv3x3
+from f2s.models.layers import Conv3x3, FastConv3x3, upsample2
 
 
 def _lax_conv(x, kernel):

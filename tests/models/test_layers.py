@@ -7,9 +7,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from f2s.models.cpu_conv import FastConv3x3
-from f2s.models.layers import (Conv3x3, ConvBlock, ConvEncoder, make_block,
-                               resolve_conv_impl)
+from f2s.models.layers import (Conv3x3, ConvBlock, ConvEncoder, FastConv3x3,
+                               make_block, resolve_conv_impl)
 from f2s.resample import max_pool2, upsample2
 
 
