@@ -80,6 +80,9 @@ def get_config() -> ml_collections.ConfigDict:
   # relu2_2, relu3_3, ...) on the images average-pooled by `downsample`.
   config.loss.perceptual_layers = 3
   config.loss.perceptual_downsample = 2
+  # The style term's Gram matrices per cell of a style_grid x style_grid grid
+  # (1: over the whole feature map; losses.FeatureSpec).
+  config.loss.style_grid = 1
   config.loss.kl_weight = 1e-3
 
   config.train = ml_collections.ConfigDict()

@@ -177,6 +177,33 @@ def test_style_is_the_gram_distance_of_normalised_vgg_features():
   np.testing.assert_allclose(value, ref, rtol=1e-3)
 
 
+def test_style_grid_compares_the_gram_matrices_cell_by_cell():
+  """style_grid 3 on relu1_2..relu3_3 of 32x32 images (32x32, 16x16 and
+  8x8 taps): cell edges at floor(side * i / 3), so cells of unequal size."""
+  a, b = _feature_images()
+  spec = losses.FeatureSpec(layers=3, downsample=1, style_grid=3)
+  value = losses.feature_losses(_logit(a), b, ['style'], spec)['style']
+  edges = {32: (0, 10, 21, 32), 16: (0, 5, 10, 16), 8: (0, 2, 5, 8)}
+
+  def grams(f):
+    e = edges[f.shape[1]]
+    cells = [_unit(f)[:, e[i]:e[i + 1], e[j]:e[j + 1]]
+             for i in range(3) for j in range(3)]
+    return [np.einsum('nhwc,nhwd->ncd', c, c) / (c.shape[1] * c.shape[2])
+            for c in cells]
+
+  ref = 0.0
+  for fa, fb in zip(_reference_taps(np.clip(a, 1e-4, 1 - 1e-4))[:3],
+                    _reference_taps(b)[:3]):
+    ref += np.mean([np.mean(np.sum((ga - gb) ** 2, axis=(1, 2)))
+                    for ga, gb in zip(grams(fa), grams(fb))])
+  np.testing.assert_allclose(value, ref, rtol=1e-3)
+  # Cells see where a texture lies: more than the whole map's Gram does.
+  whole = losses.feature_losses(_logit(a), b, ['style'],
+                                losses.FeatureSpec(layers=3, downsample=1))
+  assert float(value) > float(whole['style'])
+
+
 def test_feature_terms_are_zero_for_the_target_and_train_only_the_model():
   a, b = _feature_images()
   spec = losses.FeatureSpec(layers=2, downsample=2)
@@ -222,6 +249,13 @@ def test_feature_spec_and_image_size_errors_name_the_knob():
     losses.FeatureSpec(downsample=0)
   with pytest.raises(ValueError, match='perceptual_layers=True'):
     losses.FeatureSpec(layers=True)
+  with pytest.raises(ValueError, match='style_grid=0'):
+    losses.FeatureSpec(style_grid=0)
+  a, b = _feature_images()  # relu5_3 of 32x32 images is 2x2
+  with pytest.raises(ValueError, match='style_grid=3: a 2x2 VGG16 tap'):
+    losses.feature_losses(_logit(a), b, ['style'],
+                          losses.FeatureSpec(layers=5, downsample=1,
+                                             style_grid=3))
   with pytest.raises(ValueError, match='smaller than VGG16'):
     losses.vgg_features(jnp.zeros((1, 30, 64, 1)),
                         losses.FeatureSpec(downsample=2))

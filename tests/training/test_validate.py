@@ -31,6 +31,7 @@ def test_shipped_tiny_configs_pass(load_config, name):
     ('loss.terms.lpips', 1.0, 'lpips'),
     ('loss.perceptual_layers', 6, 'config.loss.perceptual_layers=6'),
     ('loss.perceptual_downsample', 0, 'config.loss.perceptual_downsample=0'),
+    ('loss.style_grid', 0, 'config.loss.style_grid=0'),
     ('data.photometric.shadow', 1.5, r'config.data.photometric.shadow=1.5'),
     ('loss.terms.bce', -1.0, r'config.loss.terms.bce=-1.0'),
     ('loss.kl_weight', -0.1, r'config.loss.kl_weight=-0.1'),
