@@ -12,12 +12,13 @@ analysis of the compiled step), and peak memory (the device's
 peak_bytes_in_use where JAX reports it, else the process's max RSS; each model
 runs in its own subprocess so the figures do not mix). Batches are random
 arrays of the protocol's shape: this measures the steps, not the input
-pipeline. `--torch` adds, for casq and casq_drawn (the shipped recipe), the
+pipeline. `--torch` adds, for casq, casq_balanced (the shipped recipe) and
+casq_drawn (the shipped recipe when the CPU-speed issue was filed), the
 network's train step in PyTorch, eager and under torch.compile, on the same
 machine (torch is imported only in that mode; it is no dependency of f2s),
 and prints f2s's speed as a ratio to each, with the CPU's name. The PyTorch
-peer trains with BCE alone, so casq_drawn gets a BCE-only f2s row beside its
-recipe's. Prints a table and writes JSON to --out.
+peer trains with BCE alone, so the recipes get a BCE-only f2s row beside
+their whole step's. Prints a table and writes JSON to --out.
 
 Every process runs f2s as `f2s.main` does, with
 `host_memory.keep_freed_memory()` ('+kept' in the framework column;
@@ -55,7 +56,7 @@ MODELS = ('dae', 'vae', 'casq')
 # Config files that --models also takes (not timed by default).
 OTHER_MODELS = ('casq_gan', 'casq_drawn', 'casq_balanced')
 # The configs whose network --torch also times in PyTorch (plain-block CASQ).
-TORCH_PEERS = ('casq', 'casq_drawn')
+TORCH_PEERS = ('casq', 'casq_balanced', 'casq_drawn')
 BARE_STEPS = 10  # timed bare steps in --loop mode
 FEED_BATCH, FEED_STEPS = 64, 10
 
@@ -330,14 +331,42 @@ def bench_loop(name: str, preset: str, batch_size: int | None, warmup: int,
   return row
 
 
+def torch_exposure(photo, target: float, balance: bool):
+  """`models.exposure.ExposureInput`'s scaling of (B, 3, H, W) torch photos
+  in [0, 1]: face mean luma to `target`, with `balance` the left-right light
+  slope divided out first."""
+  import numpy as np
+  import torch
+  from f2s.colour import LUMA
+  from f2s.models import exposure
+  h, w = photo.shape[2:]
+  (top, bottom), (left, right) = exposure.face_box(h, w)
+  luma = torch.tensor(LUMA, dtype=photo.dtype).view(1, 3, 1, 1)
+  offsets = torch.tensor(np.asarray(exposure.column_offsets(w)),
+                         dtype=photo.dtype)
+
+  def face_lumas(x):  # (B, rows, columns) of the face box
+    return (x[:, :, top:bottom, left:right] * luma).sum(1)
+
+  if balance:
+    log_luma = face_lumas(photo).clamp_min(exposure.MIN_LUMA).log().mean(1)
+    xs = offsets[left:right]
+    slope = log_luma @ xs / (xs * xs).sum()
+    photo = photo * torch.exp(-slope[:, None] * offsets[None, :])[:, None,
+                                                                  None, :]
+  gain = target / face_lumas(photo).mean((1, 2)).clamp_min(exposure.MIN_LUMA)
+  return (photo * gain[:, None, None, None]).clamp(0, 1)
+
+
 def bench_torch(name: str, preset: str, batch_size: int | None, warmup: int,
                 steps: int, compile: bool = False) -> dict:
   """A CASQ network's train step in PyTorch (CPU), eager or with the network
   under `torch.compile` (Inductor; the loss and Adam stay eager).
 
   The same layers and sizes as f2s.models' CASQ with plain blocks
-  (configs/<name>.py at `preset`: casq/paper, or the shipped recipe's
-  casq_drawn): conv3x3 (+ GroupNorm) + ReLU + 2x2 max pool stages, the
+  (configs/<name>.py at `preset`: casq/paper, or a recipe's network), after
+  the recipe's face exposure and light balance (models.exposure) where it
+  has them: conv3x3 (+ GroupNorm) + ReLU + 2x2 max pool stages, the
   bottleneck blocks, SAGAN attention, a 1x1 conv to the codes, an EMA vector
   quantizer (dead-code resets left out), nearest upsample + conv3x3 blocks
   with the encoder's skips concatenated where the config has them, a 3x3
@@ -359,6 +388,8 @@ def bench_torch(name: str, preset: str, batch_size: int | None, warmup: int,
                      f'quantizer only, not {name}:{preset}')
   h, w, out_channels = preprocess.spec_from_config(config.data).sketch_shape
   skip_connections = m.get('skip_connections', False)
+  face_exposure = m.get('face_exposure', 0.0)
+  balance = m.get('face_light_balance', False)
   torch.manual_seed(0)
 
   class Attention(nn.Module):
@@ -409,6 +440,8 @@ def bench_torch(name: str, preset: str, batch_size: int | None, warmup: int,
                                              m.embedding_dim))
 
     def forward(self, x):
+      if face_exposure:
+        x = torch_exposure(x, face_exposure, balance)
       skips = []
       for conv in self.enc:
         x = conv(x)
@@ -635,7 +668,7 @@ def main() -> None:
   rows = [_in_subprocess(args, name, not args.default_malloc) for name in names]
   if args.torch:
     for name in (n for n in names if n in TORCH_PEERS):
-      if name == 'casq_drawn':  # its step has more terms than the peer's
+      if name != 'casq':  # a recipe's step has more terms than the peer's
         rows.append(_in_subprocess(args, f'{name}:bce', not args.default_malloc))
       rows += [_in_subprocess(args, f'{which}:{name}', kept)
                for kept in (False, True) for which in ('torch', 'torch_compile')]

@@ -31,7 +31,7 @@ from f2s.colour import LUMA
 FACE_BOX = ((0.28, 0.80), (0.275, 0.725))
 # The darkest face mean luma scaled up: one 8-bit step (a black photo
 # stays black instead of dividing by zero).
-_MIN_LUMA = 1 / 255
+MIN_LUMA = 1 / 255
 
 
 def face_box(height: int, width: int) -> tuple[tuple[int, int],
@@ -68,7 +68,7 @@ def light_slope(photo01: jax.Array) -> jax.Array:
   the right as seen)."""
   width = photo01.shape[2]
   _, (left, right) = face_box(1, width)
-  log_luma = jnp.log(jnp.maximum(_face_lumas(photo01), _MIN_LUMA))
+  log_luma = jnp.log(jnp.maximum(_face_lumas(photo01), MIN_LUMA))
   # The offsets are centred, so the slope needs no intercept.
   x = column_offsets(width)[left:right]
   return (jnp.mean(log_luma, axis=1) @ x) / jnp.sum(x * x)
@@ -90,7 +90,7 @@ class ExposureInput(nn.Module):
       column_gain = jnp.exp(-light_slope(photo01)[:, None]
                             * column_offsets(photo01.shape[2])[None, :])
       photo01 = photo01 * column_gain[:, None, :, None]
-    gain = self.target / jnp.maximum(face_luma(photo01), _MIN_LUMA)
+    gain = self.target / jnp.maximum(face_luma(photo01), MIN_LUMA)
     exposed = jnp.clip(photo01 * gain[:, None, None, None], 0, 1)
     return self.model(
         value_range_lib.from_unit(exposed, self.value_range).astype(
