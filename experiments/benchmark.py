@@ -331,31 +331,35 @@ def bench_loop(name: str, preset: str, batch_size: int | None, warmup: int,
   return row
 
 
-def torch_exposure(photo, target: float, balance: bool):
-  """`models.exposure.ExposureInput`'s scaling of (B, 3, H, W) torch photos
-  in [0, 1]: face mean luma to `target`, with `balance` the left-right light
-  slope divided out first."""
+def torch_exposure(height: int, width: int, target: float, balance: bool):
+  """`models.exposure.ExposureInput`'s scaling as a function of (B, 3, height,
+  width) torch photos in [0, 1]: face mean luma to `target`, with `balance`
+  the left-right light slope divided out first. Its constants are made here,
+  outside the function that torch.compile traces."""
   import numpy as np
   import torch
   from f2s.colour import LUMA
   from f2s.models import exposure
-  h, w = photo.shape[2:]
-  (top, bottom), (left, right) = exposure.face_box(h, w)
-  luma = torch.tensor(LUMA, dtype=photo.dtype).view(1, 3, 1, 1)
-  offsets = torch.tensor(np.asarray(exposure.column_offsets(w)),
-                         dtype=photo.dtype)
+  (top, bottom), (left, right) = exposure.face_box(height, width)
+  luma = torch.tensor(LUMA, dtype=torch.float32).view(1, 3, 1, 1)
+  offsets = torch.tensor(np.asarray(exposure.column_offsets(width)),
+                         dtype=torch.float32)
+  face_offsets = offsets[left:right]
 
   def face_lumas(x):  # (B, rows, columns) of the face box
     return (x[:, :, top:bottom, left:right] * luma).sum(1)
 
-  if balance:
-    log_luma = face_lumas(photo).clamp_min(exposure.MIN_LUMA).log().mean(1)
-    xs = offsets[left:right]
-    slope = log_luma @ xs / (xs * xs).sum()
-    photo = photo * torch.exp(-slope[:, None] * offsets[None, :])[:, None,
-                                                                  None, :]
-  gain = target / face_lumas(photo).mean((1, 2)).clamp_min(exposure.MIN_LUMA)
-  return (photo * gain[:, None, None, None]).clamp(0, 1)
+  def expose(photo):
+    if balance:
+      log_luma = face_lumas(photo).clamp_min(exposure.MIN_LUMA).log().mean(1)
+      slope = log_luma @ face_offsets / (face_offsets * face_offsets).sum()
+      photo = photo * torch.exp(-slope[:, None] * offsets[None, :])[:, None,
+                                                                    None, :]
+    gain = target / face_lumas(photo).mean((1, 2)).clamp_min(
+        exposure.MIN_LUMA)
+    return (photo * gain[:, None, None, None]).clamp(0, 1)
+
+  return expose
 
 
 def bench_torch(name: str, preset: str, batch_size: int | None, warmup: int,
@@ -389,7 +393,8 @@ def bench_torch(name: str, preset: str, batch_size: int | None, warmup: int,
   h, w, out_channels = preprocess.spec_from_config(config.data).sketch_shape
   skip_connections = m.get('skip_connections', False)
   face_exposure = m.get('face_exposure', 0.0)
-  balance = m.get('face_light_balance', False)
+  expose = face_exposure and torch_exposure(
+      h, w, face_exposure, m.get('face_light_balance', False))
   torch.manual_seed(0)
 
   class Attention(nn.Module):
@@ -440,8 +445,8 @@ def bench_torch(name: str, preset: str, batch_size: int | None, warmup: int,
                                              m.embedding_dim))
 
     def forward(self, x):
-      if face_exposure:
-        x = torch_exposure(x, face_exposure, balance)
+      if expose:
+        x = expose(x)
       skips = []
       for conv in self.enc:
         x = conv(x)

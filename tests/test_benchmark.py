@@ -30,8 +30,8 @@ def test_torch_exposure_equals_exposure_input(balance):
   want = exposure.ExposureInput(
       model=lambda photo, **kwargs: photo, target=0.75, value_range='unit',
       balance=balance).apply({}, jnp.asarray(photos))
-  got = benchmark.torch_exposure(
-      torch.from_numpy(photos).permute(0, 3, 1, 2), 0.75, balance)
+  got = benchmark.torch_exposure(256, 208, 0.75, balance)(
+      torch.from_numpy(photos).permute(0, 3, 1, 2))
   # Values in [0, 1] scaled by gains that differ by the roundings of the
   # face mean (a pairwise sum of ~12,700 lumas: up to 14 levels) and of the
   # slope's log, dot product, exp and the divisions: a few more.
