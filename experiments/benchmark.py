@@ -541,13 +541,15 @@ def _in_subprocess(args: argparse.Namespace, which: str,
 def _table(rows: list[dict]) -> str:
   def fmt(value, spec):
     return '-' if value is None else format(value, spec)
-  lines = [f'{"model":<12} {"framework":<30} {"batch":>5} {"params":>9} '
+  # As wide as the longest name ('casq_balanced/gan'), so the columns align.
+  width = max([12] + [len(r['model']) for r in rows])
+  lines = [f'{"model":<{width}} {"framework":<30} {"batch":>5} {"params":>9} '
            f'{"compile s":>9} {"train img/s":>11} {"eval img/s":>10} '
            f'{"GFLOP/step":>10} {"peak MiB":>9}']
   for r in rows:
     flops = r.get('train_flops_per_step')
     lines.append(
-        f'{r["model"]:<12} {r["framework"]:<30} {r["batch_size"]:>5} '
+        f'{r["model"]:<{width}} {r["framework"]:<30} {r["batch_size"]:>5} '
         f'{r["params"]:>9} {fmt(r.get("train_compile_s"), ".2f"):>9} '
         f'{r["train_images_per_s"]:>11.1f} '
         f'{fmt(r.get("eval_images_per_s"), ".1f"):>10} '
