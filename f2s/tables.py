@@ -143,6 +143,10 @@ def _casq_gan_drawn(preset: str, name: str = 'casq_gan_drawn',
 # face exposure that the exposed recipe adds to it.
 _CAST = {'data.photometric.cast_shadow': 0.6}
 _EXPOSED = config_lib.RECIPES['exposed']
+# The balanced recipe's row (_600_vgg5 with the light balance), which the
+# rows after it change one knob of.
+_BALANCED = {**_EXPOSED, 'train.num_steps': 600, 'eval.every_steps': 600,
+             'loss.perceptual_layers': 5, 'model.face_light_balance': True}
 
 
 def _casq_unet_ssim3_grey(preset: str) -> Row:
@@ -260,60 +264,38 @@ TABLES: Mapping[str, tuple[Row, ...]] = {
         # config_lib.RECIPES['balanced']: the shipped casq_balanced_cuhk's).
         _casq_gan_drawn('cuhk_standard',
                         'casq_gan_drawn_cast_exposure_600_vgg5_balance',
-                        {**_EXPOSED,
-                         'train.num_steps': 600, 'eval.every_steps': 600,
-                         'loss.perceptual_layers': 5,
-                         'model.face_light_balance': True}),
+                        _BALANCED),
         # That with pix2pixHD's feature matching: the discriminator's
         # activations on the real pair as targets, weighted 10x the
         # adversarial term as in pix2pixHD (where the GAN term has weight 1).
         _casq_gan_drawn('cuhk_standard',
                         'casq_gan_drawn_cast_exposure_600_vgg5_balance_fm',
-                        {**_EXPOSED,
-                         'train.num_steps': 600, 'eval.every_steps': 600,
-                         'loss.perceptual_layers': 5,
-                         'model.face_light_balance': True,
-                         'gan.feature_matching': 1.0}),
+                        {**_BALANCED, 'gan.feature_matching': 1.0}),
         # That with Mathieu et al.'s gradient difference term instead, which
         # asks for edges as steep as the artist's (the jaw line, CUFSF
         # FSIM's gradient part): at weight 5, 0.23 of the loss's 2.15 at
         # step 250 (seed 0's metrics.jsonl).
         _casq_gan_drawn('cuhk_standard',
                         'casq_gan_drawn_cast_exposure_600_vgg5_balance_grad',
-                        {**_EXPOSED,
-                         'train.num_steps': 600, 'eval.every_steps': 600,
-                         'loss.perceptual_layers': 5,
-                         'model.face_light_balance': True,
-                         'loss.terms.gradient': 5.0}),
+                        {**_BALANCED, 'loss.terms.gradient': 5.0}),
         # _fm's term was under 1% of the loss: the same at 10x its weight.
         _casq_gan_drawn('cuhk_standard',
                         'casq_gan_drawn_cast_exposure_600_vgg5_balance_fm10',
-                        {**_EXPOSED,
-                         'train.num_steps': 600, 'eval.every_steps': 600,
-                         'loss.perceptual_layers': 5,
-                         'model.face_light_balance': True,
-                         'gan.feature_matching': 10.0}),
+                        {**_BALANCED, 'gan.feature_matching': 10.0}),
         # Its discriminator judges ~46-pixel patches: strokes, not the jaw
         # line. pix2pixHD's multi-scale stack adds two on the pair halved
         # and quartered (~92- and ~184-pixel patches).
         _casq_gan_drawn('cuhk_standard',
                         'casq_gan_drawn_cast_exposure_600_vgg5_balance_ms3',
-                        {**_EXPOSED,
-                         'train.num_steps': 600, 'eval.every_steps': 600,
-                         'loss.perceptual_layers': 5,
-                         'model.face_light_balance': True,
-                         'gan.scales': 3}),
+                        {**_BALANCED, 'gan.scales': 3}),
         # CUFSF's aligned faces are framed unlike CUHK's (scaling every
         # prediction by 0.97 about the centre lifts its FSIM by 0.005): the
         # pair's geometric jitter widened from +-8 px and +-5% to +-16 px
         # and +-12%.
         _casq_gan_drawn('cuhk_standard',
                         'casq_gan_drawn_cast_exposure_600_vgg5_balance_geo',
-                        {**_EXPOSED,
-                         'train.num_steps': 600, 'eval.every_steps': 600,
-                         'loss.perceptual_layers': 5,
-                         'model.face_light_balance': True,
-                         'data.max_shift': 16, 'data.max_scale': 0.12}),
+                        {**_BALANCED, 'data.max_shift': 16,
+                         'data.max_scale': 0.12}),
         # The style term asks for the artist's texture mix everywhere: on
         # CUFSF the model grains the skin where the artist shades it
         # smoothly. Gram matrices per cell of a 4x4 grid over each tap ask
@@ -322,11 +304,8 @@ TABLES: Mapping[str, tuple[Row, ...]] = {
         # CUHK test sketches).
         _casq_gan_drawn('cuhk_standard',
                         'casq_gan_drawn_cast_exposure_600_vgg5_balance_sg4',
-                        {**_EXPOSED,
-                         'train.num_steps': 600, 'eval.every_steps': 600,
-                         'loss.perceptual_layers': 5,
-                         'model.face_light_balance': True,
-                         'loss.style_grid': 4, 'loss.terms.style': 0.2}),
+                        {**_BALANCED, 'loss.style_grid': 4,
+                         'loss.terms.style': 0.2}),
         # How far training harder on FSIM carries to CUFSF, whose FSIM the
         # recipe leaves 0.026 short of its target: the FSIM term x3
         # instead of x2 (in the README's one-seed 300-step plain-block runs
@@ -334,11 +313,7 @@ TABLES: Mapping[str, tuple[Row, ...]] = {
         # 0.759 to 0.768).
         _casq_gan_drawn('cuhk_standard',
                         'casq_gan_drawn_cast_exposure_600_vgg5_balance_fsim3',
-                        {**_EXPOSED,
-                         'train.num_steps': 600, 'eval.every_steps': 600,
-                         'loss.perceptual_layers': 5,
-                         'model.face_light_balance': True,
-                         'loss.terms.fsim': 3.0}),),
+                        {**_BALANCED, 'loss.terms.fsim': 3.0}),),
     'ablation': (
         Row('casq_paper', 'casq', 'paper', 'cuhk_casq', 'f2s'),
         Row('casq_paper_no_attention', 'casq', 'paper', 'cuhk_casq', 'f2s',
