@@ -6,6 +6,9 @@ Elsewhere they bring nothing (on an H100, per the GPU loop issue: 3->64 at
 `layers.resolve_conv_impl('auto')` picks them (`layers.FastConv3x3`) only on
 the CPU backend.
 """
+import functools
+from collections.abc import Sequence
+
 import jax
 import jax.numpy as jnp
 
@@ -19,12 +22,17 @@ def _conv3x3(x: jax.Array, kernel: jax.Array) -> jax.Array:
   return conv_nhwc(x, kernel)
 
 
-def _patches(x: jax.Array, kh: int, kw: int, padding: Padding) -> jax.Array:
-  """(B, H, W, C) -> (B, Ho * Wo, kh * kw * C): the zero-padded windows."""
+def _patches(x: jax.Array, kh: int, kw: int, padding: Padding,
+             stride: int = 1) -> jax.Array:
+  """(B, H, W, C) -> (B, Ho * Wo, kh * kw * C): the zero-padded windows at
+  `stride`."""
   b, _, _, c = x.shape
   xp = jnp.pad(x, ((0, 0), *padding, (0, 0)))
-  ho, wo = xp.shape[1] - kh + 1, xp.shape[2] - kw + 1
-  taps = [xp[:, i:i + ho, j:j + wo, :] for i in range(kh) for j in range(kw)]
+  ho = (xp.shape[1] - kh) // stride + 1
+  wo = (xp.shape[2] - kw) // stride + 1
+  taps = [xp[:, i:i + stride * (ho - 1) + 1:stride,
+             j:j + stride * (wo - 1) + 1:stride, :]
+          for i in range(kh) for j in range(kw)]
   return jnp.concatenate(taps, axis=-1).reshape(b, ho * wo, kh * kw * c)
 
 
@@ -32,11 +40,12 @@ def _patches3x3(x: jax.Array) -> jax.Array:
   return _patches(x, 3, 3, _PAD1)
 
 
-# Measured on XLA:CPU (batch 16, 25x25 to 200x200): the patch matmul wins
-# when one side has >= 4x the other's channels and >= 64 of them (e.g.
-# 32 -> 256: 164 vs 506 ms; 64 -> 3: 67 vs 116 ms), and loses otherwise (e.g.
-# 16 -> 16: 231 vs 44 ms; 64 -> 128: 81 vs 45 ms).
-_PATCH_GRAD_RATIO = 4
+# `python experiments/benchmark_conv_grad.py` (README, CPU speed): on a
+# 2-core AVX2 AMD EPYC, XLA:CPU's backward-filter convolution ran 1.6-6x
+# slower than the patch matmul of the thinner side wherever the wider side
+# had >= 64 channels (64 -> 32 at 100x100, batch 16: 517 vs 107 ms; 64 -> 128
+# at 64x52, batch 8: 88 vs 37), and faster below (32 -> 16 at 50x50: 7 vs 11
+# ms; 32 -> 1 at 256x208: 20 vs 21).
 _PATCH_GRAD_MIN_WIDE = 64
 
 
@@ -44,10 +53,10 @@ _PATCH_GRAD_MIN_WIDE = 64
 def conv3x3(x: jax.Array, kernel: jax.Array) -> jax.Array:
   """3x3 'SAME' NHWC conv whose weight gradient may be a patch matmul.
 
-  XLA:CPU's backward-filter convolution runs far below matmul speed when the
-  input and output channel counts are very unequal. There the weight
-  gradient is sum_b patches^T @ dy, taking the 3x3 patches of whichever of x
-  and dy has fewer channels; elsewhere it is XLA's. Being a custom_vjp, it
+  XLA:CPU's backward-filter convolution runs far below matmul speed on
+  wide layers. There the weight gradient is sum patches^T @ dy, taking the
+  3x3 patches of whichever of x and dy has fewer channels; below
+  `_PATCH_GRAD_MIN_WIDE` channels it is XLA's. Being a custom_vjp, it
   supports reverse-mode differentiation only (no jvp/jacfwd).
   """
   return _conv3x3(x, kernel)
@@ -61,8 +70,7 @@ def _conv3x3_bwd(residuals, dy):
   x, kernel = residuals
   b, _, _, c = x.shape
   d = dy.shape[-1]
-  thin, wide = min(c, d), max(c, d)
-  if wide < _PATCH_GRAD_RATIO * thin or wide < _PATCH_GRAD_MIN_WIDE:
+  if max(c, d) < _PATCH_GRAD_MIN_WIDE:
     return jax.vjp(_conv3x3, x, kernel)[1](dy)
   (dx,) = jax.vjp(lambda x: _conv3x3(x, kernel), x)[1](dy)
   if c < d:  # dk[i, j] = sum x[p + (i, j) - 1] dy[p]
@@ -157,3 +165,60 @@ def _upsample_conv3x3_bwd(residuals, d):
 
 upsample_conv3x3.defvjp(_upsample_conv3x3_fwd, _upsample_conv3x3_bwd)
 
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(2, 3))
+def strided_conv(x: jax.Array, kernel: jax.Array, stride: int,
+                 padding: Padding) -> jax.Array:
+  """NHWC/HWIO conv at `stride` whose weight gradient is a patch matmul.
+
+  XLA:CPU's backward-filter convolution of the discriminator's 4x4 stride-2
+  convs ran at a third of the speed of sum patches^T @ dy (batch 16, 2-core
+  AMD EPYC, `experiments/benchmark_conv_grad.py`: 32 -> 64 at 128x104, 139
+  vs 63 ms). The input gradient is XLA's. Reverse-mode only.
+  """
+  return conv_nhwc(x, kernel, padding, stride)
+
+
+def _strided_conv_fwd(x, kernel, stride, padding):
+  return strided_conv(x, kernel, stride, padding), (x, kernel)
+
+
+def _strided_conv_bwd(stride, padding, residuals, dy):
+  x, kernel = residuals
+  kh, kw, c, d = kernel.shape
+  (dx,) = jax.vjp(lambda x: conv_nhwc(x, kernel, padding, stride), x)[1](dy)
+  patches = _patches(x, kh, kw, padding, stride)
+  dk = jnp.einsum('bnk,bnd->kd', patches, dy.reshape(dy.shape[0], -1, d))
+  return dx, dk.reshape(kh, kw, c, d)
+
+
+strided_conv.defvjp(_strided_conv_fwd, _strided_conv_bwd)
+
+
+def conv_general_dilated(lhs: jax.Array, rhs: jax.Array,
+                         window_strides: Sequence[int],
+                         padding: str | Sequence[tuple[int, int]],
+                         lhs_dilation: Sequence[int] | None = None,
+                         rhs_dilation: Sequence[int] | None = None,
+                         dimension_numbers=None, feature_group_count: int = 1,
+                         precision=None) -> jax.Array:
+  """`strided_conv` behind `lax.conv_general_dilated`'s signature, for
+  `nn.Conv(conv_general_dilated=...)`: the same parameters as a plain
+  `nn.Conv`. Only the 2-D NHWC, undilated, ungrouped, equal-stride
+  convolutions that flax's Conv makes of NHWC inputs."""
+  nhwc = jax.lax.conv_dimension_numbers(lhs.shape, rhs.shape,
+                                        ('NHWC', 'HWIO', 'NHWC'))
+  dilated = any(d != 1 for d in (*(lhs_dilation or ()), *(rhs_dilation or ())))
+  if (lhs.ndim != 4 or dimension_numbers != nhwc or dilated
+      or feature_group_count != 1 or precision is not None
+      or len(set(window_strides)) != 1):
+    raise ValueError(
+        f'cpu_conv.conv_general_dilated: input {lhs.shape}, kernel '
+        f'{rhs.shape}, strides {tuple(window_strides)}: expected a 2-D NHWC '
+        'convolution with equal strides, no dilation, groups or precision')
+  if isinstance(padding, str):
+    padding = jax.lax.padtype_to_pads(lhs.shape[1:3], rhs.shape[:2],
+                                      window_strides, padding)
+  return strided_conv(lhs, rhs, window_strides[0],
+                      tuple(tuple(p) for p in padding))

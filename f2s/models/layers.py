@@ -53,15 +53,21 @@ class FastConv3x3(Conv3x3):
 CONV_IMPLS = ('auto', 'xla', 'cpu_fast')
 
 
-def resolve_conv_impl(impl: str) -> type[nn.Module]:
-  """The 3x3 conv module of `model.conv_impl`: 'xla' (`Conv3x3`), 'cpu_fast'
-  (`FastConv3x3`) or 'auto' (cpu_fast on the CPU backend only)."""
+def cpu_fast(impl: str) -> bool:
+  """Whether `model.conv_impl` picks the CPU-tuned convolutions (`cpu_conv`):
+  'cpu_fast', or 'auto' on the CPU backend; 'xla' never."""
   if impl not in CONV_IMPLS:
     raise ValueError(f'config.model.conv_impl={impl!r}: expected one of '
                      f'{CONV_IMPLS}')
   if impl == 'auto':
-    impl = 'cpu_fast' if jax.default_backend() == 'cpu' else 'xla'
-  return FastConv3x3 if impl == 'cpu_fast' else Conv3x3
+    return jax.default_backend() == 'cpu'
+  return impl == 'cpu_fast'
+
+
+def resolve_conv_impl(impl: str) -> type[nn.Module]:
+  """The 3x3 conv module of `model.conv_impl`: `FastConv3x3` where
+  `cpu_fast(impl)`, else `Conv3x3`."""
+  return FastConv3x3 if cpu_fast(impl) else Conv3x3
 
 
 def _norm(num_groups: int, features: int, name: str) -> nn.Module | None:

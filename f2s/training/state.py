@@ -46,16 +46,20 @@ def adversarial(config: ml_collections.ConfigDict) -> bool:
   return 'gan' in config and config.gan.weight > 0
 
 
-def make_discriminator(gan: ml_collections.ConfigDict) -> nn.Module:
+def make_discriminator(gan: ml_collections.ConfigDict,
+                       conv_impl: str = 'auto') -> nn.Module:
   """The PatchGAN discriminator of config.gan: one, or a multi-scale stack
-  of `gan.scales` (configs saved before the option had one)."""
+  of `gan.scales` (configs saved before the option had one); `conv_impl`:
+  the model's (`layers.cpu_fast`), which the discriminator follows."""
   features = tuple(gan.features)
   spectral_norm = gan.get('spectral_norm', LEGACY_SPECTRAL_NORM)
   scales = gan.get('scales', LEGACY_SCALES)
   if scales == 1:
-    return PatchDiscriminator(features=features, spectral_norm=spectral_norm)
+    return PatchDiscriminator(features=features, spectral_norm=spectral_norm,
+                              conv_impl=conv_impl)
   return MultiScaleDiscriminator(features=features,
-                                 spectral_norm=spectral_norm, scales=scales)
+                                 spectral_norm=spectral_norm, scales=scales,
+                                 conv_impl=conv_impl)
 
 
 def make_disc_optimizer(
@@ -153,7 +157,9 @@ class TrainParts:
 def make_train_parts(config: ml_collections.ConfigDict) -> TrainParts:
   if not adversarial(config):
     return TrainParts(make_optimizer(config.train))
-  return TrainParts(make_optimizer(config.train), make_discriminator(config.gan),
+  disc = make_discriminator(config.gan,
+                            config.model.get('conv_impl', 'auto'))
+  return TrainParts(make_optimizer(config.train), disc,
                     make_disc_optimizer(config.gan))
 
 

@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 
 from f2s import models
-from f2s.models.cpu_conv import conv3x3
+from f2s.models import cpu_conv
+from f2s.models.cpu_conv import conv3x3, strided_conv
 from f2s.models.layers import Conv3x3, FastConv3x3, upsample2
 
 
@@ -25,8 +26,10 @@ def _abs(tree):
   return jax.tree.map(jnp.abs, tree)
 
 
-# 3 -> 64 takes the x-patch weight gradient, 64 -> 3 the dy-patch one, 5 -> 5 XLA's.
-@pytest.mark.parametrize('cin,cout', [(3, 64), (64, 3), (5, 5)])
+# 3 -> 64 and 64 -> 128 take the x-patch weight gradient, 64 -> 3 and
+# 64 -> 32 the dy-patch one, 5 -> 5 XLA's.
+@pytest.mark.parametrize('cin,cout', [(3, 64), (64, 128), (64, 3), (64, 32),
+                                      (5, 5)])
 def test_conv3x3_matches_lax_conv_and_its_gradients(cin, cout, assert_sums_close):
   kx, kk, ky = jax.random.split(jax.random.key(0), 3)
   x = jax.random.normal(kx, (2, 7, 6, cin))
@@ -42,6 +45,69 @@ def test_conv3x3_matches_lax_conv_and_its_gradients(cin, cout, assert_sums_close
   abs_sums = _loss_grads(_lax_conv, *_abs((x, kernel, dy)))
   for g, w, a, n in zip(got, want, abs_sums, (9 * cout, 2 * 7 * 6)):
     assert_sums_close(g, w, terms=n, abs_sum=a)
+
+
+def _lax_strided(x, kernel, stride, padding):
+  return jax.lax.conv_general_dilated(
+      x, kernel, (stride, stride), padding,
+      dimension_numbers=('NHWC', 'HWIO', 'NHWC'))
+
+
+# The discriminator's 4x4 stride-2 'SAME' conv on even and odd sizes (padding
+# (1, 1) and (1, 2)), and a 3x3 stride-3 one.
+@pytest.mark.parametrize('size,k,stride', [((8, 6), 4, 2), ((7, 9), 4, 2),
+                                           ((9, 7), 3, 3)])
+def test_strided_conv_matches_lax_conv_and_its_gradients(size, k, stride,
+                                                         assert_sums_close):
+  kx, kk, ky = jax.random.split(jax.random.key(1), 3)
+  x = jax.random.normal(kx, (3, *size, 5))
+  kernel = jax.random.normal(kk, (k, k, 5, 6))
+  padding = tuple(jax.lax.padtype_to_pads(size, (k, k), (stride, stride),
+                                          'SAME'))
+  want = _lax_strided(x, kernel, stride, padding)
+  assert_sums_close(strided_conv(x, kernel, stride, padding), want,
+                    terms=k * k * 5,
+                    abs_sum=_lax_strided(jnp.abs(x), jnp.abs(kernel), stride,
+                                         padding))
+  dy = jax.random.normal(ky, want.shape)
+
+  def grads(conv, x, kernel, dy):
+    return jax.grad(lambda x, w: jnp.sum(conv(x, w, stride, padding) * dy),
+                    argnums=(0, 1))(x, kernel)
+
+  got = jax.jit(lambda *a: grads(strided_conv, *a))(x, kernel, dy)
+  abs_sums = grads(_lax_strided, *_abs((x, kernel, dy)))
+  # An input pixel's gradient sums <= k * k * 6 products, a weight's one per
+  # output pixel.
+  for g, w, a, n in zip(got, grads(_lax_strided, x, kernel, dy), abs_sums,
+                        (k * k * 6, dy[..., 0].size)):
+    assert_sums_close(g, w, terms=n, abs_sum=a)
+
+
+def test_conv_general_dilated_is_nn_conv_with_the_same_parameters(
+    assert_sums_close):
+  x = jax.random.normal(jax.random.key(2), (2, 10, 8, 3))
+  fast = nn.Conv(7, (4, 4), strides=2,
+                 conv_general_dilated=cpu_conv.conv_general_dilated)
+  plain = nn.Conv(7, (4, 4), strides=2)
+  params = fast.init(jax.random.key(3), x)
+  jax.tree.map(np.testing.assert_array_equal, params,
+               plain.init(jax.random.key(3), x))
+  out = fast.apply(params, x)
+  assert out.shape == (2, 5, 4, 7)
+  assert_sums_close(out, plain.apply(params, x), terms=4 * 4 * 3 + 1,
+                    abs_sum=plain.apply(_abs(params), jnp.abs(x)))
+
+
+@pytest.mark.parametrize('conv', [
+    nn.Conv(4, (3, 3), kernel_dilation=2),
+    nn.Conv(4, (3, 3), feature_group_count=2),
+    nn.Conv(4, (3, 3), strides=(1, 2)),
+], ids=['dilated', 'grouped', 'unequal_strides'])
+def test_conv_general_dilated_refuses_what_it_does_not_compute(conv):
+  conv = conv.clone(conv_general_dilated=cpu_conv.conv_general_dilated)
+  with pytest.raises(ValueError, match=r'input \(1, 8, 8, 4\)'):
+    conv.init(jax.random.key(0), jnp.ones((1, 8, 8, 4)))
 
 
 @pytest.mark.parametrize('upsample', [False, True])

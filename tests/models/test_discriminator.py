@@ -121,3 +121,37 @@ def test_multi_scale_is_patch_discriminators_on_halved_pairs():
     assert any(np.abs(np.asarray(a) - np.asarray(b)).max() > 0 for a, b in zip(
         jax.tree.leaves(stats[SPECTRAL_COLLECTION][f'scale{k}']),
         jax.tree.leaves(variables[SPECTRAL_COLLECTION][f'scale{k}'])))
+
+
+@pytest.mark.parametrize('scales', [1, 2])
+def test_cpu_convs_are_the_same_discriminator(scales, as_float64):
+  """conv_impl='cpu_fast' (stride-2 convs by cpu_conv.strided_conv) and 'xla':
+  the same parameters, logits and gradients (compared in float64, where the
+  two summation orders agree far below any real difference)."""
+  photo = jax.random.normal(jax.random.PRNGKey(1), (2, 32, 24, 3))
+  sketch = jax.random.uniform(jax.random.PRNGKey(2), (2, 32, 24, 1))
+
+  def build(impl):
+    if scales == 1:
+      return PatchDiscriminator(features=(8, 16), conv_impl=impl)
+    return MultiScaleDiscriminator(features=(8, 16), scales=scales,
+                                   conv_impl=impl)
+
+  fast, xla = build('cpu_fast'), build('xla')
+  variables = fast.init(jax.random.PRNGKey(0), photo, sketch)
+  jax.tree.map(np.testing.assert_array_equal, variables,
+               xla.init(jax.random.PRNGKey(0), photo, sketch))
+  with jax.enable_x64(True):
+    variables, photo, sketch = as_float64((variables, photo, sketch))
+
+    def loss(params, photo, sketch, disc):
+      logits = disc.apply({**variables, 'params': params}, photo, sketch)
+      return sum(jnp.sum(jnp.tanh(l)) for l in jax.tree.leaves(logits))
+
+    grad = jax.jit(jax.value_and_grad(loss, argnums=(0, 2)), static_argnums=3)
+    (la, ga), (lb, gb) = (grad(variables['params'], photo, sketch, d)
+                          for d in (fast, xla))
+    np.testing.assert_allclose(la, lb, rtol=1e-12)
+    largest = max(float(jnp.abs(g).max()) for g in jax.tree.leaves(gb))
+    jax.tree.map(lambda a, b: np.testing.assert_allclose(
+        a, b, rtol=0, atol=1e-12 * largest), ga, gb)
