@@ -2,9 +2,9 @@
 with hand-written backward passes where XLA:CPU's own are slow.
 
 Elsewhere they bring nothing (on an H100, per the GPU loop issue: 3->64 at
-200x200 0.70 ms vs XLA's 0.57, 64->3 0.72 vs 0.94), so
-`layers.resolve_conv_impl('auto')` picks them (`layers.FastConv3x3`) only on
-the CPU backend.
+200x200 0.70 ms vs XLA's 0.57, 64->3 0.72 vs 0.94), so `layers.cpu_fast`
+picks them (`layers.FastConv3x3`, the discriminator's stride-2 convs) only
+on the CPU backend.
 """
 import functools
 from collections.abc import Sequence
