@@ -44,8 +44,9 @@ def _patches3x3(x: jax.Array) -> jax.Array:
 # 2-core AVX2 AMD EPYC, XLA:CPU's backward-filter convolution ran 1.6-6x
 # slower than the patch matmul of the thinner side wherever the wider side
 # had >= 64 channels (64 -> 32 at 100x100, batch 16: 517 vs 107 ms; 64 -> 128
-# at 64x52, batch 8: 88 vs 37), and faster below (32 -> 16 at 50x50: 7 vs 11
-# ms; 32 -> 1 at 256x208: 20 vs 21).
+# at 64x52, batch 8: 88 vs 37), and not reliably slower below (32 -> 16 at
+# 50x50: 7 vs 9-11 ms; 32 -> 1 at 256x208: 20 vs 21 in one run, 28 vs 20 in
+# another).
 _PATCH_GRAD_MIN_WIDE = 64
 
 
