@@ -41,7 +41,7 @@ def _patches3x3(x: jax.Array) -> jax.Array:
 
 
 # `python experiments/benchmark_conv_grad.py` (README, CPU speed): on a
-# 2-core AVX2 AMD EPYC, XLA:CPU's backward-filter convolution ran 1.6-6x
+# 2-core AVX2 AMD EPYC, XLA:CPU's backward-filter convolution ran 1.2-9x
 # slower than the patch matmul of the thinner side wherever the wider side
 # had >= 64 channels (64 -> 32 at 100x100, batch 16: 517 vs 107 ms; 64 -> 128
 # at 64x52, batch 8: 88 vs 37), and not reliably slower below (32 -> 16 at
