@@ -98,11 +98,9 @@ def bench_layer(layer: tuple, repeats: int) -> dict:
       times[variant].append(time.perf_counter() - start)
   row = {'layer': name, 'shape': [b, h, w, c, d, k, stride]}
   row.update({f'{v}_ms': 1e3 * statistics.median(t) for v, t in times.items()})
-  if stride == 1:
-    row['f2s_uses'] = ('patches' if max(c, d) >= cpu_conv._PATCH_GRAD_MIN_WIDE
-                       else 'xla')
-  else:
-    row['f2s_uses'] = 'patches'
+  # strided_conv always takes the patch matmul.
+  patched = stride > 1 or cpu_conv.patch_weight_grad(c, d)
+  row['f2s_uses'] = 'patches' if patched else 'xla'
   return row
 
 

@@ -50,6 +50,12 @@ def _patches3x3(x: jax.Array) -> jax.Array:
 _PATCH_GRAD_MIN_WIDE = 64
 
 
+def patch_weight_grad(c: int, d: int) -> bool:
+  """Whether `conv3x3` with `c` input and `d` output channels takes its
+  weight gradient as a patch matmul (else XLA's)."""
+  return max(c, d) >= _PATCH_GRAD_MIN_WIDE
+
+
 @jax.custom_vjp
 def conv3x3(x: jax.Array, kernel: jax.Array) -> jax.Array:
   """3x3 'SAME' NHWC conv whose weight gradient may be a patch matmul.
@@ -71,7 +77,7 @@ def _conv3x3_bwd(residuals, dy):
   x, kernel = residuals
   b, _, _, c = x.shape
   d = dy.shape[-1]
-  if max(c, d) < _PATCH_GRAD_MIN_WIDE:
+  if not patch_weight_grad(c, d):
     return jax.vjp(_conv3x3, x, kernel)[1](dy)
   (dx,) = jax.vjp(lambda x: _conv3x3(x, kernel), x)[1](dy)
   if c < d:  # dk[i, j] = sum x[p + (i, j) - 1] dy[p]
@@ -167,7 +173,6 @@ def _upsample_conv3x3_bwd(residuals, d):
 upsample_conv3x3.defvjp(_upsample_conv3x3_fwd, _upsample_conv3x3_bwd)
 
 
-
 @functools.partial(jax.custom_vjp, nondiff_argnums=(2, 3))
 def strided_conv(x: jax.Array, kernel: jax.Array, stride: int,
                  padding: Padding) -> jax.Array:
@@ -182,7 +187,7 @@ def strided_conv(x: jax.Array, kernel: jax.Array, stride: int,
 
 
 def _strided_conv_fwd(x, kernel, stride, padding):
-  return strided_conv(x, kernel, stride, padding), (x, kernel)
+  return conv_nhwc(x, kernel, padding, stride), (x, kernel)
 
 
 def _strided_conv_bwd(stride, padding, residuals, dy):
