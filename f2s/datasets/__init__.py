@@ -128,8 +128,11 @@ def check_prepared(builder: tfds.core.DatasetBuilder, split: str) -> None:
     return  # prepared by other means: as_data_source says what it needs
   # Imported here: only array_record files are checked.
   from array_record.python import array_record_module
-  info = builder.info.splits[split]
-  for path, expected in zip(info.filepaths, info.shard_lengths):
+  # File instructions, not filepaths/shard_lengths: they pair each shard with
+  # its own record count for any split spec ('train+test', 'test[:10]').
+  shards = {f.filename: f.examples_in_shard
+            for f in builder.info.splits[split].file_instructions}
+  for path, expected in shards.items():
     try:
       reader = array_record_module.ArrayRecordReader(str(path))
       try:

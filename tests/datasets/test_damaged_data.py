@@ -56,3 +56,20 @@ def test_the_remedy_rebuilds_it(data_dir):
   shutil.rmtree(os.path.dirname(path))
   assert len(load_source('synthetic_face_sketch', 'train', data_dir=data_dir,
                          **LOAD)) == 24
+
+
+def test_a_combined_split_loads_both_parts(prepared):
+  parts = [len(load_source('synthetic_face_sketch', s, data_dir=prepared,
+                           **LOAD)) for s in ('train', 'test')]
+  assert len(load_source('synthetic_face_sketch', 'test+train',
+                         data_dir=prepared, **LOAD)) == sum(parts)
+  assert len(load_source('synthetic_face_sketch', 'train[:5]',
+                         data_dir=prepared, **LOAD)) == 5
+
+
+def test_damage_in_any_part_of_a_combined_split_is_named(data_dir):
+  path = _train_file(data_dir)
+  _damage(path, 'truncate')
+  with pytest.raises(ValueError, match='the prepared data set is damaged'):
+    load_source('synthetic_face_sketch', 'test+train', data_dir=data_dir,
+                **LOAD)
