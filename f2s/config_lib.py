@@ -127,6 +127,10 @@ def get_config() -> ml_collections.ConfigDict:
   # pix2pixHD's feature matching (L1 between the discriminator's activations
   # on the real and the fake pair), from start_step; 0: off.
   config.gan.feature_matching = 0.0
+  # Mescheder et al.'s R1 penalty's gamma: the discriminator's loss adds
+  # gamma / 2 times the real pairs' squared input-gradient norm per patch
+  # (f2s.training.losses.r1_penalty); 0: off.
+  config.gan.r1 = 0.0
   config.gan.features = (32, 64, 128)  # discriminator widths
   # Spectral norm on its convs (SAGAN's); False: plain convs, as pix2pix.
   config.gan.spectral_norm = True

@@ -137,7 +137,8 @@ def make_step(config: ml_collections.ConfigDict, model: nn.Module,
         model, parts.tx, parts.disc, parts.disc_tx, **losses,
         adversarial_weight=float(config.gan.weight),
         start_step=int(config.gan.start_step),
-        feature_matching_weight=float(config.gan.feature_matching))
+        feature_matching_weight=float(config.gan.feature_matching),
+        r1_weight=float(config.gan.r1))
   return step_lib.make_train_step(model, parts.tx, **losses)
 
 

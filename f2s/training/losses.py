@@ -285,6 +285,30 @@ def hinge_discriminator_loss(real_logits: Logits,
                                           fake_logits)))
 
 
+def r1_penalty(logits_fn: Callable[[jax.Array], Logits],
+               real: jax.Array) -> jax.Array:
+  """Mescheder et al.'s (2018) R1 for a patch discriminator: per logit grid,
+  the squared norm of d (sum of an image's logits) / d real, divided by the
+  grid's size (where patches do not overlap, the mean over patches of each
+  logit's own R1, so gamma keeps its per-output meaning whatever the grid);
+  averaged over images and over grids (as the hinge losses average them).
+  `logits_fn` maps the real sketches to the discriminator's logits; its
+  images must not interact (no batch statistics), so one gradient of the
+  batch's sum gives each image's own."""
+  logits, vjp = jax.vjp(logits_fn, real)
+  grids = jax.tree.leaves(logits)
+  penalties = []
+  for k, grid in enumerate(grids):
+    cotangent = jax.tree.unflatten(
+        jax.tree.structure(logits),
+        [jnp.ones_like(g) if j == k else jnp.zeros_like(g)
+         for j, g in enumerate(grids)])
+    (grad,) = vjp(cotangent)
+    norms = jnp.sum(jnp.square(grad.reshape(grad.shape[0], -1)), axis=1)
+    penalties.append(jnp.mean(norms) / (grid.size // grid.shape[0]))
+  return sum(penalties) / len(penalties)
+
+
 def hinge_generator_loss(fake_logits: Logits) -> jax.Array:
   """The generator's side of the hinge GAN: raise the fakes' logits."""
   return -mean_over_grids(fake_logits)

@@ -139,6 +139,7 @@ def make_gan_train_step(
     adversarial_weight: float,
     start_step: int,
     feature_matching_weight: float = 0.0,
+    r1_weight: float = 0.0,
     compute_dtype: str = 'float32',
     feature_spec: losses.FeatureSpec = losses.FeatureSpec(),
     axis_name: str = AXIS,
@@ -151,8 +152,10 @@ def make_gan_train_step(
   counting), plus `feature_matching_weight` times pix2pixHD's feature
   matching loss from the same step (off at 0: not computed). The
   discriminator sees (photo, sketch in [0, 1]) pairs: the real ones and the
-  model's, detached. Both gradients are pmean'd over `axis_name`; metrics
-  add `adversarial_loss` and `feature_matching_loss` (unweighted), `disc_loss`,
+  model's, detached; its loss adds `r1_weight` / 2 times the R1 penalty on
+  the real pairs (`losses.r1_penalty`; off at 0: not computed). Both
+  gradients are pmean'd over `axis_name`; metrics add `adversarial_loss`,
+  `feature_matching_loss` and `r1_penalty` (unweighted), `disc_loss`,
   the mean real/fake logits and `disc_grad_norm`. `compute_dtype` applies
   to the model; the discriminator computes in float32.
   """
@@ -201,13 +204,19 @@ def make_gan_train_step(
       real_logits = jax.tree.map(lambda l: l[:n], logits)
       fake_logits = jax.tree.map(lambda l: l[n:], logits)
       loss = losses.hinge_discriminator_loss(real_logits, fake_logits)
-      return loss, (new_disc_state, losses.mean_over_grids(real_logits),
-                    losses.mean_over_grids(fake_logits))
+      disc_metrics = dict(disc_real=losses.mean_over_grids(real_logits),
+                          disc_fake=losses.mean_over_grids(fake_logits))
+      if r1_weight:
+        # The step's stored power-iteration vectors, as the generator's
+        # pass uses them.
+        r1 = losses.r1_penalty(lambda s: disc.apply(variables, photo, s), real)
+        disc_metrics['r1_penalty'] = r1
+        loss = loss + 0.5 * r1_weight * r1
+      return loss, (new_disc_state, disc_metrics)
 
-    (disc_loss, (new_disc_state, real_mean, fake_mean)), disc_grads = (
+    (disc_loss, (new_disc_state, disc_metrics)), disc_grads = (
         jax.value_and_grad(disc_loss_fn, has_aux=True)(state.disc_params))
-    metrics.update(disc_loss=disc_loss, disc_real=real_mean,
-                   disc_fake=fake_mean)
+    metrics.update(disc_loss=disc_loss, **disc_metrics)
     grads = lax.pmean(grads, axis_name)
     disc_grads = lax.pmean(disc_grads, axis_name)
     metrics = lax.pmean(metrics, axis_name)

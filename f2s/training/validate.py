@@ -45,6 +45,7 @@ def _check_gan(gan: ml_collections.ConfigDict) -> None:
   _number('config.gan.weight', gan.weight, minimum=0)
   _nonnegative_int('config.gan.start_step', gan.start_step)
   _number('config.gan.feature_matching', gan.feature_matching, minimum=0)
+  _number('config.gan.r1', gan.r1, minimum=0)
   _number('config.gan.learning_rate', gan.learning_rate, minimum=0,
           strict=True)
   for key in ('b1', 'b2'):

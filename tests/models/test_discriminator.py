@@ -161,3 +161,31 @@ def test_cpu_convs_are_the_same_discriminator(scales, as_float64):
     largest = max(float(jnp.abs(g).max()) for g in jax.tree.leaves(gb))
     jax.tree.map(lambda a, b: np.testing.assert_allclose(
         a, b, rtol=0, atol=1e-12 * largest), ga, gb)
+
+
+def test_r1_penalty_differentiates_through_the_cpu_convs(as_float64):
+  """The R1 penalty's gradient in the parameters (a gradient of a gradient,
+  through cpu_conv's custom_vjp rules) equals XLA's convolutions', in
+  float64 as above."""
+  from f2s.training import losses
+  photo = jax.random.normal(jax.random.PRNGKey(1), (2, 32, 24, 3))
+  sketch = jax.random.uniform(jax.random.PRNGKey(2), (2, 32, 24, 1))
+  fast, xla = (PatchDiscriminator(features=(8, 16), spectral_norm=False,
+                                  conv_impl=impl) for impl in ('cpu_fast', 'xla'))
+  variables = fast.init(jax.random.PRNGKey(0), photo, sketch)
+  with jax.enable_x64(True):
+    variables, photo, sketch = as_float64((variables, photo, sketch))
+
+    def r1(params, disc):
+      return losses.r1_penalty(
+          lambda s: disc.apply({**variables, 'params': params}, photo, s),
+          sketch)
+
+    grad = jax.jit(jax.value_and_grad(r1), static_argnums=1)
+    (va, ga), (vb, gb) = (grad(variables['params'], d) for d in (fast, xla))
+    assert float(vb) > 0
+    np.testing.assert_allclose(va, vb, rtol=1e-12)  # as the test above
+    largest = max(float(jnp.abs(g).max()) for g in jax.tree.leaves(gb))
+    assert largest > 0
+    jax.tree.map(lambda a, b: np.testing.assert_allclose(
+        a, b, rtol=0, atol=1e-12 * largest), ga, gb)

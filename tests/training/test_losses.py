@@ -259,3 +259,27 @@ def test_feature_spec_and_image_size_errors_name_the_knob():
   with pytest.raises(ValueError, match='smaller than VGG16'):
     losses.vgg_features(jnp.zeros((1, 30, 64, 1)),
                         losses.FeatureSpec(downsample=2))
+
+
+def test_r1_penalty_is_each_grids_squared_gradient_over_its_size():
+  """Linear logits a*s (one grid the size of the image, H W patches of one
+  pixel each): each pixel's gradient is a, so the penalty is a^2 (each
+  patch's own R1); two grids a*s and c*s average to (a^2 + c^2) / 2.
+  Quadratic logits s^2: gradient 2 s, penalty 4 sum(s^2) / (H W) averaged
+  over the images, each image's own; a grid summing the image to one logit
+  (one patch seeing everything): gradient 1, penalty H W."""
+  real = jax.random.uniform(jax.random.PRNGKey(0), (3, 8, 5, 1))
+  hw = 8 * 5
+  np.testing.assert_allclose(losses.r1_penalty(lambda s: 2.0 * s, real), 4.0,
+                             rtol=1e-6)
+  np.testing.assert_allclose(
+      losses.r1_penalty(lambda s: (2.0 * s, -0.5 * s), real),
+      (4.0 + 0.25) / 2, rtol=1e-6)
+  quadratic = losses.r1_penalty(jnp.square, real)
+  per_image = 4 * np.sum(np.square(np.asarray(real)), axis=(1, 2, 3)) / hw
+  np.testing.assert_allclose(quadratic, per_image.mean(), rtol=1e-5)
+  np.testing.assert_allclose(losses.r1_penalty(jnp.square, real[:1]),
+                             per_image[0], rtol=1e-5)
+  whole = losses.r1_penalty(
+      lambda s: jnp.sum(s, axis=(1, 2, 3)).reshape(-1, 1, 1, 1), real)
+  np.testing.assert_allclose(whole, hw, rtol=1e-6)

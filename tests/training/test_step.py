@@ -131,7 +131,7 @@ def test_data_parallel_matches_single_device_and_pmap(
 FEATURE_MATCHING = 0.5
 
 
-def _gan_parts(load_config, train_config, start_step, scales=1):
+def _gan_parts(load_config, train_config, start_step, scales=1, r1=0.0):
   config = load_config('casq_gan')
   config.gan.scales = scales
   # The attention's key bias has a zero gradient in exact arithmetic (softmax
@@ -149,7 +149,8 @@ def _gan_parts(load_config, train_config, start_step, scales=1):
   per_device = step_lib.make_gan_train_step(
       model, tx, disc, disc_tx, terms={'bce': 1.0}, kl_weight=0.0,
       value_range='unit', adversarial_weight=float(config.gan.weight),
-      start_step=start_step, feature_matching_weight=FEATURE_MATCHING)
+      start_step=start_step, feature_matching_weight=FEATURE_MATCHING,
+      r1_weight=r1)
 
   def fresh():
     return state_lib.create_gan_train_state(model, tx, disc, disc_tx,
@@ -237,6 +238,27 @@ def test_gan_step_trains_every_scale_of_a_multi_scale_discriminator(
                      start.disc_params[scale]) > 1e-4, scale
     assert _max_diff(state.disc_state[SPECTRAL][scale],
                      start.disc_state[SPECTRAL][scale]) > 1e-6, scale
+
+
+def test_r1_penalty_changes_the_discriminators_update_alone(
+    load_config, train_config, fake_batch):
+  """With R1 the discriminator's loss adds r1 / 2 times the penalty, so its
+  update changes; the model's step (which R1 does not enter) is the same."""
+  mesh = sharding.make_mesh(jax.devices()[:1])
+  batch = sharding.global_batch(fake_batch(0, 8), mesh, KEYS)
+  results = {}
+  for r1 in (0.0, 10.0):
+    per_device, fresh = _gan_parts(load_config, train_config, 0, r1=r1)
+    results[r1] = jax.device_get(sharding.data_parallel(per_device, mesh)(
+        sharding.replicate(fresh(), mesh), batch))
+  (plain, plain_metrics), (with_r1, metrics) = results[0.0], results[10.0]
+  assert 'r1_penalty' not in plain_metrics
+  assert np.isfinite(metrics['r1_penalty']) and metrics['r1_penalty'] > 0
+  np.testing.assert_allclose(
+      metrics['disc_loss'],
+      plain_metrics['disc_loss'] + 5.0 * metrics['r1_penalty'], rtol=1e-5)
+  assert _max_diff(with_r1.params, plain.params) == 0
+  assert _max_diff(with_r1.disc_params, plain.disc_params) > 0
 
 
 def test_bfloat16_compute_keeps_float32_state_and_close_losses(

@@ -59,6 +59,7 @@ def test_shipped_tiny_configs_pass(load_config, name):
     ('checkpoint.best_metric', 'loss', "config.checkpoint.best_metric='loss'"),
     ('checkpoint.best_mode', 'up', "config.checkpoint.best_mode='up'"),
     ('gan.weight', -0.1, 'config.gan.weight=-0.1'),
+    ('gan.r1', -1.0, 'config.gan.r1=-1.0'),
     ('gan.start_step', -1, 'config.gan.start_step=-1'),
     ('gan.start_step', 1.5, 'config.gan.start_step=1.5'),
     ('gan.learning_rate', 0.0, r'config.gan.learning_rate=0.0.*> 0'),
